@@ -1,0 +1,138 @@
+"""The composition root: the one module that knows every package and wires them together.
+
+Start-up and shutdown are aiohttp ``cleanup_ctx`` contexts on the root application, entered in
+dependency order and left in reverse: HTTP client session → store → outbox dispatcher →
+connectors. A context that failed to start is not cleaned up; the ones before it are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from aiohttp import ClientSession, web
+
+from connectors.base import Connector
+from connectors.hub import ConnectorHub
+from inbox import __version__
+from inbox.accounts import NewOperator, add_operator
+from inbox.clock import Clock, SystemClock
+from inbox.config import Settings
+from inbox.domain import DeliveryStatus, Role
+from inbox.events import Event, EventBus, MessageCreated
+from inbox.outbox import OutboxDispatcher
+from inbox.service import InboxService
+from storage import open_store
+from storage.base import Store
+from webui.app import create_web_app
+
+__all__ = ["Inbox", "build"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Inbox:
+    """Every long-lived object of one running instance."""
+
+    settings: Settings
+    store: Store
+    bus: EventBus
+    service: InboxService
+    hub: ConnectorHub
+    dispatcher: OutboxDispatcher
+    web: web.Application
+    on_admin_created: Callable[[NewOperator], None] | None = None
+    _http: ClientSession | None = field(default=None, repr=False)
+
+    def http(self) -> ClientSession:
+        if self._http is None:
+            raise RuntimeError("the HTTP client session is not open yet")
+        return self._http
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    connectors: Mapping[str, type[Connector]] | None = None,
+    store: Store | None = None,
+    on_admin_created: Callable[[NewOperator], None] | None = None,
+) -> Inbox:
+    clock = clock or SystemClock()
+    store = store or open_store(settings.effective_database_url)
+    bus = EventBus()
+    service = InboxService(
+        store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days)
+    )
+    web_app = create_web_app(service, max_body_bytes=settings.max_body_bytes, version=__version__)
+    inbox: Inbox
+    hub = ConnectorHub(lambda: inbox.http(), service.receive, overrides=connectors)
+    dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
+    inbox = Inbox(
+        settings=settings, store=store, bus=bus, service=service, hub=hub, dispatcher=dispatcher,
+        web=web_app, on_admin_created=on_admin_created,
+    )
+    web_app.cleanup_ctx.extend(
+        [_http_session(inbox), _store(inbox), _dispatcher(inbox), _connectors(inbox)]
+    )
+    return inbox
+
+
+def _http_session(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        async with ClientSession() as session:
+            inbox._http = session
+            yield
+            inbox._http = None
+
+    return context
+
+
+def _store(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        await inbox.store.open()
+        try:
+            if await inbox.store.count_operators() == 0:
+                created = await add_operator(
+                    inbox.store, email="admin@localhost", name="Administrator", role=Role.ADMIN
+                )
+                if inbox.on_admin_created:
+                    inbox.on_admin_created(created)
+            yield
+        finally:
+            await inbox.store.close()
+
+    return context
+
+
+def _dispatcher(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        async def wake_on_reply(_: int, event: Event) -> None:
+            if isinstance(event, MessageCreated) and event.message.delivery_status is DeliveryStatus.QUEUED:
+                inbox.dispatcher.wake()
+
+        unsubscribe = inbox.bus.subscribe(wake_on_reply)
+        task = asyncio.create_task(inbox.dispatcher.run(), name="outbox-dispatcher")
+        yield
+        unsubscribe()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
+
+
+def _connectors(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        try:
+            await inbox.hub.start_all(await inbox.store.list_channels())
+            yield
+        finally:
+            await inbox.hub.stop_all()
+
+    return context

@@ -1,0 +1,160 @@
+"""The ``inbox`` command line.
+
+Every command takes the common options (``--config``, ``--data-dir``, ``--database-url``,
+``--http-port``, ``--smtp-port``), which override ``INBOX_*`` variables, which override the
+TOML file. Every ``add`` command takes ``--json`` and then prints exactly one JSON object, so
+scripts can set an instance up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from inbox import __version__
+from inbox.accounts import NewChannel, NewOperator, add_channel, add_operator
+from inbox.config import ConfigError, Settings, load_settings
+from inbox.domain import Role
+from inbox.errors import InboxError
+from storage import open_store
+from storage.base import Store
+
+__all__ = ["main"]
+
+_SETTING_OPTIONS = ("data_dir", "database_url", "http_port", "smtp_port")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML configuration file (also INBOX_CONFIG)")
+    common.add_argument("--data-dir", type=Path, help="where the embedded store lives (INBOX_DATA_DIR)")
+    common.add_argument("--database-url", help="sqlite:///PATH or mongodb://… (INBOX_DATABASE_URL)")
+    common.add_argument("--http-port", type=int, help="web UI and API port (INBOX_HTTP_PORT)")
+    common.add_argument("--smtp-port", type=int, help="SMTP intake port (INBOX_SMTP_PORT)")
+
+    parser = argparse.ArgumentParser(prog="inbox", description="Omnichannel helpdesk inbox.")
+    parser.add_argument("--version", action="version", version=f"inbox {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", parents=[common], help="run the web UI, API and channels")
+
+    operator = commands.add_parser("operator", help="manage operators").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = operator.add_parser("add", parents=[common], help="add an operator")
+    add.add_argument("email")
+    add.add_argument("--name", default="")
+    add.add_argument("--role", choices=[r.value for r in Role], default=Role.OPERATOR.value)
+    add.add_argument("--max-open", type=int, help="cap on simultaneously open assigned conversations")
+    add.add_argument("--team", action="append", default=[], help="team name (repeatable)")
+    add.add_argument("--password", help="initial password (generated and printed when omitted)")
+    add.add_argument("--json", action="store_true", help="print one JSON object")
+
+    channel = commands.add_parser("channel", help="manage channels").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    channel_add = channel.add_parser("add", help="add a channel").add_subparsers(
+        dest="kind", required=True, metavar="KIND"
+    )
+    api = channel_add.add_parser("api", parents=[common], help="a generic API channel with a key")
+    api.add_argument("--name", default="API")
+    api.add_argument("--webhook-url", help="where replies are POSTed (optional)")
+    api.add_argument("--webhook-secret", help="HMAC secret for X-Inbox-Signature (optional)")
+    api.add_argument("--json", action="store_true", help="print one JSON object")
+    listing = channel.add_parser("list", parents=[common], help="list channels")
+    listing.add_argument("--json", action="store_true", help="print one JSON object per line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            args.config, {name: getattr(args, name, None) for name in _SETTING_OPTIONS}
+        )
+    except ConfigError as exc:
+        print(f"inbox: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        from inbox.server import serve
+
+        return serve(settings)
+    handler: Callable[[Store, argparse.Namespace], Awaitable[None]] = {
+        ("operator", "add"): _operator_add,
+        ("channel", "add"): _channel_add,
+        ("channel", "list"): _channel_list,
+    }[(args.command, args.action)]
+    try:
+        asyncio.run(_with_store(settings, lambda store: handler(store, args)))
+    except InboxError as exc:
+        print(f"inbox: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[None]]) -> None:
+    store = open_store(settings.effective_database_url)
+    await store.open()
+    try:
+        await work(store)
+    finally:
+        await store.close()
+
+
+async def _operator_add(store: Store, args: argparse.Namespace) -> None:
+    created = await add_operator(
+        store, email=args.email, name=args.name, role=Role(args.role), max_open=args.max_open,
+        teams=tuple(args.team), password=args.password,
+    )
+    _print(args.json, operator_summary(created))
+
+
+def operator_summary(created: NewOperator) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "id": created.operator.id,
+        "email": created.operator.email,
+        "role": str(created.operator.role),
+        "api_token": created.api_token,
+    }
+    if created.password is not None:
+        summary["password"] = created.password
+    return summary
+
+
+async def _channel_add(store: Store, args: argparse.Namespace) -> None:
+    settings = {k: v for k, v in (("webhook_url", args.webhook_url), ("webhook_secret", args.webhook_secret)) if v}
+    created = await add_channel(store, kind=args.kind, name=args.name, settings=settings)
+    _print(args.json, _channel_summary(created))
+
+
+def _channel_summary(created: NewChannel) -> dict[str, Any]:
+    summary = {"id": created.channel.id, "kind": created.channel.kind, "name": created.channel.name}
+    if created.key is not None:
+        summary["key"] = created.key
+    return summary
+
+
+async def _channel_list(store: Store, args: argparse.Namespace) -> None:
+    for channel in await store.list_channels():
+        row = {"id": channel.id, "kind": channel.kind, "name": channel.name}
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            print(f"{channel.id}  {channel.kind:<9} {channel.name}")
+
+
+def _print(as_json: bool, summary: dict[str, Any]) -> None:
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        for key, value in summary.items():
+            print(f"{key}: {value}")

@@ -1,0 +1,270 @@
+"""Domain types of the inbox: plain, immutable values that every other package speaks.
+
+They import nothing of the project, so storage adapters, connectors, routing and the web layer
+can all depend on them without depending on each other. State changes go through
+:class:`inbox.service.InboxService`, which returns new values (``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "Attachment",
+    "Channel",
+    "ChannelKind",
+    "Contact",
+    "Conversation",
+    "ConversationStatus",
+    "DeliveryReceipt",
+    "DeliveryStatus",
+    "Direction",
+    "Identity",
+    "InboundContact",
+    "InboundMessage",
+    "Message",
+    "MessageKind",
+    "Operator",
+    "OutboundMessage",
+    "OutboxItem",
+    "Presence",
+    "Priority",
+    "Role",
+    "Team",
+]
+
+_VALUE = dict(frozen=True, slots=True, kw_only=True)
+
+
+class ConversationStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Priority(enum.StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class MessageKind(enum.StrEnum):
+    MESSAGE = "message"
+    NOTE = "note"
+    AUTO_REPLY = "auto_reply"
+    SYSTEM = "system"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Lifecycle of an outbound message; inbound messages carry ``RECEIVED``, notes none."""
+
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    def at_least(self, other: Role) -> bool:
+        order = (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+        return order.index(self) >= order.index(other)
+
+
+class Presence(enum.StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class ChannelKind(enum.StrEnum):
+    API = "api"
+    EMAIL = "email"
+    WIDGET = "widget"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+
+
+@dataclass(**_VALUE)
+class Channel:
+    """A configured way in and out: one mailbox, one bot, one widget, one API key."""
+
+    id: str
+    kind: str
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime
+
+
+@dataclass(**_VALUE)
+class Identity:
+    """How a channel knows a contact: an email address, a Telegram user id, an API system's id."""
+
+    channel_kind: str
+    external_id: str
+
+
+@dataclass(**_VALUE)
+class Contact:
+    id: str
+    name: str | None
+    email: str | None = None
+    phone: str | None = None
+    identities: tuple[Identity, ...] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime
+
+
+@dataclass(**_VALUE)
+class Conversation:
+    id: str
+    number: int
+    channel_id: str
+    contact_id: str
+    subject: str | None
+    status: ConversationStatus = ConversationStatus.OPEN
+    priority: Priority = Priority.NORMAL
+    assignee_id: str | None = None
+    team_id: str | None = None
+    tags: tuple[str, ...] = ()
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime
+    last_inbound_at: datetime | None = None
+    first_response_at: datetime | None = None
+    waiting_since: datetime | None = None
+    snoozed_until: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+@dataclass(**_VALUE)
+class Attachment:
+    """Metadata only; the bytes live in the blob store under ``sha256``."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    inline: bool = False
+    content_id: str | None = None
+
+
+@dataclass(**_VALUE)
+class Message:
+    id: str
+    conversation_id: str
+    channel_id: str
+    direction: Direction
+    kind: MessageKind
+    text: str
+    html: str | None = None
+    author_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    external_id: str | None = None
+    idempotency_key: str | None = None
+    delivery_status: DeliveryStatus | None = None
+    delivery_error: str | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime
+
+
+@dataclass(**_VALUE)
+class Operator:
+    id: str
+    email: str
+    name: str
+    role: Role = Role.OPERATOR
+    presence: Presence = Presence.OFFLINE
+    focus_mode: bool = False
+    max_open: int | None = None
+    teams: tuple[str, ...] = ()
+    password_hash: str | None = None
+    created_at: datetime
+
+
+@dataclass(**_VALUE)
+class Team:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(**_VALUE)
+class InboundContact:
+    """Who wrote, as the channel tells it."""
+
+    external_id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(**_VALUE)
+class InboundMessage:
+    """What a connector hands to :meth:`InboxService.receive`: one customer message, normalized.
+
+    ``external_id`` is unique within the channel (an email Message-ID, a Telegram update id) and is
+    what makes redelivery a no-op. ``thread_keys`` are the channel's hints for threading (email
+    Message-ID / In-Reply-To / References, a chat id); ``own_thread_key`` is the key later messages
+    will refer to this one by.
+    """
+
+    channel_id: str
+    external_id: str
+    contact: InboundContact
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    thread_keys: tuple[str, ...] = ()
+    own_thread_key: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    auto_reply: bool = False
+    received_at: datetime | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(**_VALUE)
+class OutboxItem:
+    """A durable delivery job, written in the same transaction as its message."""
+
+    id: str
+    message_id: str
+    channel_id: str
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = None
+    created_at: datetime
+
+
+@dataclass(**_VALUE)
+class OutboundMessage:
+    """What a connector's ``send`` receives: everything needed to deliver one reply."""
+
+    channel: Channel
+    conversation: Conversation
+    contact: Contact
+    message: Message
+    author: Operator | None = None
+
+
+@dataclass(**_VALUE)
+class DeliveryReceipt:
+    status: DeliveryStatus
+    external_id: str | None = None
+    detail: str | None = None

@@ -1,0 +1,382 @@
+"""The inbox service: the one place where conversations change state.
+
+Connectors call :meth:`InboxService.receive`; the web layer and routing call the rest. Every
+change is stored first and published on the bus second, so a subscriber never sees state that
+a crash could take back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from inbox.clock import Clock, SystemClock
+from inbox.domain import (
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    InboundMessage,
+    Message,
+    MessageKind,
+    Operator,
+    OutboxItem,
+    Priority,
+    Role,
+)
+from inbox.errors import Conflict, PermissionDenied, ValidationError
+from inbox.events import ConversationCreated, ConversationUpdated, EventBus, MessageCreated
+from inbox.ids import new_id
+from storage.base import Store
+
+__all__ = ["InboxService", "Received", "Sent", "UNCHANGED"]
+
+log = logging.getLogger(__name__)
+
+
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Final = _Unchanged()
+"""Marks a field :meth:`InboxService.update` should leave as it is (``None`` is a real value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    conversation: Conversation
+    message: Message
+    duplicate: bool
+    new_conversation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    conversation: Conversation
+    message: Message
+    duplicate: bool
+
+
+class InboxService:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        clock: Clock | None = None,
+        reopen_window: timedelta = timedelta(days=7),
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock or SystemClock()
+        self.reopen_window = reopen_window
+        self._channels: dict[str, Channel] = {}
+
+    async def channel(self, channel_id: str) -> Channel:
+        """Channels are read on every message and change rarely, so they are cached."""
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            channel = self._channels[channel_id] = await self.store.get_channel(channel_id)
+        return channel
+
+    # inbound
+
+    async def receive(self, inbound: InboundMessage) -> Received:
+        """Stores one customer message, threading it into a conversation; idempotent by
+        (channel, external id): a redelivery returns what was stored the first time."""
+        existing = await self.store.message_by_external_id(inbound.channel_id, inbound.external_id)
+        if existing is not None:
+            return await self._duplicate(existing)
+        channel = await self.channel(inbound.channel_id)
+        contact = await self._contact_for(channel, inbound)
+        now = self.clock.now()
+        thread_keys = _unique((*inbound.thread_keys, inbound.own_thread_key))
+        conversation = await self.store.find_thread(
+            contact_id=contact.id,
+            channel_id=channel.id,
+            thread_keys=thread_keys,
+            resolved_since=now - self.reopen_window,
+        )
+        new_conversation = conversation is None
+        if conversation is None:
+            conversation = Conversation(
+                id=new_id(), number=0, channel_id=channel.id, contact_id=contact.id,
+                subject=inbound.subject, created_at=now, updated_at=now,
+                last_message_at=now, last_inbound_at=now, waiting_since=now,
+            )
+            changed: tuple[str, ...] = ()
+        else:
+            conversation, changed = _reopened_by_customer(conversation, now)
+        message = Message(
+            id=new_id(), conversation_id=conversation.id, channel_id=channel.id,
+            direction=Direction.IN, kind=MessageKind.MESSAGE, text=inbound.text, html=inbound.html,
+            attachments=inbound.attachments, external_id=inbound.external_id,
+            delivery_status=DeliveryStatus.RECEIVED,
+            extras={**inbound.extras, "auto_reply": inbound.auto_reply} if inbound.auto_reply else dict(inbound.extras),
+            created_at=now,
+        )
+        try:
+            conversation = await self.store.append_message(
+                conversation, message, new_conversation=new_conversation, thread_keys=thread_keys
+            )
+        except Conflict:
+            existing = await self.store.message_by_external_id(inbound.channel_id, inbound.external_id)
+            if existing is None:
+                raise
+            return await self._duplicate(existing)
+        if new_conversation:
+            await self.bus.publish(ConversationCreated(conversation=conversation))
+        else:
+            await self.bus.publish(ConversationUpdated(conversation=conversation, changed=changed))
+        await self.bus.publish(MessageCreated(conversation=conversation, message=message))
+        return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
+
+    async def _duplicate(self, message: Message) -> Received:
+        conversation = await self.store.get_conversation(message.conversation_id)
+        return Received(conversation, message, duplicate=True, new_conversation=False)
+
+    async def _contact_for(self, channel: Channel, inbound: InboundMessage) -> Contact:
+        identity = Identity(channel_kind=channel.kind, external_id=inbound.contact.external_id)
+        contact = await self.store.contact_by_identity(identity)
+        if contact is not None:
+            return contact
+        try:
+            return await self.create_contact(
+                name=inbound.contact.name, email=inbound.contact.email,
+                phone=inbound.contact.phone, identities=(identity,),
+            )
+        except Conflict:
+            contact = await self.store.contact_by_identity(identity)
+            if contact is None:
+                raise
+            return contact
+
+    # contacts
+
+    async def create_contact(
+        self,
+        *,
+        name: str | None,
+        email: str | None = None,
+        phone: str | None = None,
+        identities: tuple[Identity, ...] = (),
+        attributes: dict[str, Any] | None = None,
+    ) -> Contact:
+        contact = Contact(
+            id=new_id(), name=name, email=email, phone=phone, identities=identities,
+            attributes=attributes or {}, created_at=self.clock.now(),
+        )
+        await self.store.create_contact(contact)
+        return contact
+
+    async def find_contact(self, identity: Identity) -> Contact | None:
+        return await self.store.contact_by_identity(identity)
+
+    # operator actions
+
+    async def reply(
+        self, conversation_id: str, author: Operator, text: str, *, idempotency_key: str | None = None
+    ) -> Sent:
+        """Stores a reply and its delivery job together; the outbox dispatcher sends it."""
+        return await self._post(conversation_id, author, text, MessageKind.MESSAGE, idempotency_key)
+
+    async def note(
+        self, conversation_id: str, author: Operator, text: str, *, idempotency_key: str | None = None
+    ) -> Sent:
+        """A private note: stored and shown to operators, never sent to the customer."""
+        return await self._post(conversation_id, author, text, MessageKind.NOTE, idempotency_key)
+
+    async def _post(
+        self,
+        conversation_id: str,
+        author: Operator,
+        text: str,
+        kind: MessageKind,
+        idempotency_key: str | None,
+    ) -> Sent:
+        if not text.strip():
+            raise ValidationError("text must not be empty")
+        if idempotency_key is not None:
+            existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
+            if existing is not None:
+                return await self._replayed(existing, conversation_id)
+        conversation = await self.store.get_conversation(conversation_id)
+        now = self.clock.now()
+        is_reply = kind is MessageKind.MESSAGE
+        message = Message(
+            id=new_id(), conversation_id=conversation.id, channel_id=conversation.channel_id,
+            direction=Direction.OUT, kind=kind, text=text, author_id=author.id,
+            idempotency_key=idempotency_key,
+            delivery_status=DeliveryStatus.QUEUED if is_reply else None, created_at=now,
+        )
+        outbox = None
+        if is_reply:
+            conversation = replace(
+                conversation, updated_at=now, last_message_at=now, waiting_since=None,
+                first_response_at=conversation.first_response_at or now,
+            )
+            outbox = OutboxItem(
+                id=new_id(), message_id=message.id, channel_id=conversation.channel_id,
+                next_attempt_at=now, created_at=now,
+            )
+        else:
+            conversation = replace(conversation, updated_at=now)
+        try:
+            conversation = await self.store.append_message(
+                conversation, message, new_conversation=False, outbox=outbox
+            )
+        except Conflict:
+            if idempotency_key is None:
+                raise
+            existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
+            if existing is None:
+                raise
+            return await self._replayed(existing, conversation_id)
+        if is_reply:
+            await self.bus.publish(
+                ConversationUpdated(
+                    conversation=conversation,
+                    changed=("last_message_at", "first_response_at", "waiting_since"),
+                    actor_id=author.id,
+                )
+            )
+        await self.bus.publish(MessageCreated(conversation=conversation, message=message))
+        return Sent(conversation, message, duplicate=False)
+
+    async def _replayed(self, message: Message, conversation_id: str) -> Sent:
+        if message.conversation_id != conversation_id:
+            raise Conflict("this Idempotency-Key was already used for another conversation")
+        return Sent(await self.store.get_conversation(conversation_id), message, duplicate=True)
+
+    async def update(
+        self,
+        conversation_id: str,
+        actor: Operator,
+        *,
+        status: ConversationStatus | _Unchanged = UNCHANGED,
+        assignee_id: str | None | _Unchanged = UNCHANGED,
+        priority: Priority | _Unchanged = UNCHANGED,
+        tags: tuple[str, ...] | _Unchanged = UNCHANGED,
+        snoozed_until: datetime | None | _Unchanged = UNCHANGED,
+    ) -> Conversation:
+        """Applies several changes as one stored state and one ``conversation.updated`` event."""
+        conversation = await self.store.get_conversation(conversation_id)
+        now = self.clock.now()
+        updated = conversation
+        if not isinstance(assignee_id, _Unchanged) and assignee_id != conversation.assignee_id:
+            await self._check_may_assign(actor, conversation, assignee_id)
+            updated = replace(updated, assignee_id=assignee_id)
+        if not isinstance(priority, _Unchanged):
+            updated = replace(updated, priority=priority)
+        if not isinstance(tags, _Unchanged):
+            updated = replace(updated, tags=_unique(tags))
+        if not isinstance(status, _Unchanged) or not isinstance(snoozed_until, _Unchanged):
+            updated = _with_status(
+                updated,
+                conversation.status if isinstance(status, _Unchanged) else status,
+                None if isinstance(snoozed_until, _Unchanged) else snoozed_until,
+                now,
+            )
+        changed = tuple(
+            name for name in _CHANGE_TRACKED if getattr(updated, name) != getattr(conversation, name)
+        )
+        if not changed:
+            return conversation
+        updated = replace(updated, updated_at=now)
+        await self.store.save_conversation(updated)
+        await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed, actor_id=actor.id))
+        return updated
+
+    async def assign(self, conversation_id: str, actor: Operator, assignee_id: str | None) -> Conversation:
+        return await self.update(conversation_id, actor, assignee_id=assignee_id)
+
+    async def set_status(
+        self, conversation_id: str, actor: Operator, status: ConversationStatus
+    ) -> Conversation:
+        return await self.update(conversation_id, actor, status=status)
+
+    async def snooze(self, conversation_id: str, actor: Operator, until: datetime) -> Conversation:
+        return await self.update(
+            conversation_id, actor, status=ConversationStatus.SNOOZED, snoozed_until=until
+        )
+
+    async def tag(
+        self,
+        conversation_id: str,
+        actor: Operator,
+        *,
+        add: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+    ) -> Conversation:
+        conversation = await self.store.get_conversation(conversation_id)
+        tags = tuple(t for t in (*conversation.tags, *add) if t not in remove)
+        return await self.update(conversation_id, actor, tags=tags)
+
+    async def _check_may_assign(
+        self, actor: Operator, conversation: Conversation, assignee_id: str | None
+    ) -> None:
+        """Operators take conversations for themselves or hand back their own; supervisors and
+        admins assign anyone."""
+        if actor.role.at_least(Role.SUPERVISOR):
+            pass
+        elif assignee_id not in (actor.id, None) or (
+            assignee_id is None and conversation.assignee_id != actor.id
+        ):
+            raise PermissionDenied("operators can only assign conversations to themselves")
+        elif conversation.assignee_id not in (None, actor.id):
+            raise PermissionDenied("this conversation is assigned to someone else")
+        if assignee_id is not None:
+            await self.store.get_operator(assignee_id)
+
+
+_CHANGE_TRACKED = ("status", "assignee_id", "priority", "tags", "snoozed_until", "resolved_at")
+
+
+def _with_status(
+    conversation: Conversation,
+    status: ConversationStatus,
+    snoozed_until: datetime | None,
+    now: datetime,
+) -> Conversation:
+    if status is ConversationStatus.SNOOZED:
+        if snoozed_until is None or snoozed_until <= now:
+            raise ValidationError("snoozing needs a snoozed_until in the future")
+        return replace(conversation, status=status, snoozed_until=snoozed_until, resolved_at=None)
+    if snoozed_until is not None:
+        raise ValidationError("snoozed_until goes only with status 'snoozed'")
+    if status is ConversationStatus.RESOLVED:
+        resolved_at = conversation.resolved_at if conversation.status is status else now
+        return replace(conversation, status=status, snoozed_until=None, resolved_at=resolved_at)
+    return replace(conversation, status=status, snoozed_until=None, resolved_at=None)
+
+
+def _reopened_by_customer(
+    conversation: Conversation, now: datetime
+) -> tuple[Conversation, tuple[str, ...]]:
+    """A customer's new message makes a conversation need an answer again."""
+    updated = replace(
+        conversation,
+        status=ConversationStatus.OPEN,
+        snoozed_until=None,
+        resolved_at=None,
+        updated_at=now,
+        last_message_at=now,
+        last_inbound_at=now,
+        waiting_since=conversation.waiting_since or now,
+    )
+    changed = tuple(
+        name
+        for name in ("status", "snoozed_until", "resolved_at", "waiting_since")
+        if getattr(updated, name) != getattr(conversation, name)
+    )
+    return updated, (*changed, "last_message_at", "last_inbound_at")
+
+
+def _unique(values: tuple[str | None, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))

@@ -1,0 +1,245 @@
+"""The storage port: what the inbox needs from a database, and nothing about how.
+
+Adapters (:mod:`storage.sqlite`, :mod:`storage.mongo`) implement :class:`Store`; one contract
+suite in ``tests/storage/`` runs against each. Every method either succeeds or raises an error
+from :mod:`inbox.errors` (``NotFound``, ``Conflict``, ``Unavailable``); driver errors never leak.
+
+Two methods are units of work that must be atomic, because the product's promises rest on them:
+:meth:`Store.append_message` (the message, its conversation's new state and, for replies, the
+outbox job are stored together or not at all) and :meth:`Store.claim_outbox` (one job goes to one
+dispatcher at a time, across processes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from inbox.domain import (
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Identity,
+    Message,
+    Operator,
+    OutboxItem,
+)
+from inbox.errors import ValidationError
+
+__all__ = ["ConversationFilter", "Cursor", "Page", "Store", "UNASSIGNED"]
+
+T = TypeVar("T")
+
+UNASSIGNED = "none"
+"""``ConversationFilter.assignee_id`` value that selects conversations nobody is assigned to."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationFilter:
+    status: ConversationStatus | None = None
+    assignee_id: str | None = None
+    channel_id: str | None = None
+    team_id: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    contact_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A keyset position: the sort value and id of the last item a page returned.
+
+    Encoded as opaque URL-safe text so clients cannot (and need not) build one.
+    """
+
+    sort_value: int
+    id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.sort_value, self.id], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            sort_value, item_id = json.loads(raw)
+            if not isinstance(sort_value, int) or not isinstance(item_id, str):
+                raise TypeError
+        except (ValueError, TypeError) as exc:
+            raise ValidationError("invalid cursor") from exc
+        return cls(sort_value, item_id)
+
+
+class Store(ABC):
+    """Persistence for channels, operators, contacts, conversations, messages and the outbox."""
+
+    # lifecycle
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connects and brings the schema or indexes up to date."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raises ``Unavailable`` when the database does not answer (for /healthz)."""
+
+    # channels
+
+    @abstractmethod
+    async def create_channel(self, channel: Channel, secret_hash: str | None = None) -> None: ...
+
+    @abstractmethod
+    async def get_channel(self, channel_id: str) -> Channel: ...
+
+    @abstractmethod
+    async def channel_by_secret(self, secret_hash: str) -> Channel | None: ...
+
+    @abstractmethod
+    async def list_channels(self) -> list[Channel]: ...
+
+    # operators
+
+    @abstractmethod
+    async def create_operator(self, operator: Operator, token_hash: str) -> None:
+        """Raises ``Conflict`` when the email is taken."""
+
+    @abstractmethod
+    async def get_operator(self, operator_id: str) -> Operator: ...
+
+    @abstractmethod
+    async def operator_by_email(self, email: str) -> Operator | None: ...
+
+    @abstractmethod
+    async def operator_by_token(self, token_hash: str) -> Operator | None: ...
+
+    @abstractmethod
+    async def list_operators(self) -> list[Operator]: ...
+
+    @abstractmethod
+    async def count_operators(self) -> int: ...
+
+    @abstractmethod
+    async def save_operator(self, operator: Operator) -> None: ...
+
+    # contacts
+
+    @abstractmethod
+    async def create_contact(self, contact: Contact) -> None:
+        """Stores the contact with its identities; ``Conflict`` when an identity is taken."""
+
+    @abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact: ...
+
+    @abstractmethod
+    async def contact_by_identity(self, identity: Identity) -> Contact | None: ...
+
+    @abstractmethod
+    async def list_contacts(
+        self, *, limit: int, cursor: str | None = None, text: str | None = None
+    ) -> Page[Contact]: ...
+
+    # conversations and messages
+
+    @abstractmethod
+    async def get_conversation(self, conversation_id: str) -> Conversation: ...
+
+    @abstractmethod
+    async def find_thread(
+        self,
+        *,
+        contact_id: str,
+        channel_id: str,
+        thread_keys: Sequence[str],
+        resolved_since: datetime,
+    ) -> Conversation | None:
+        """The newest conversation of this contact on this channel that shares a thread key and is
+        either not resolved or resolved at or after ``resolved_since``."""
+
+    @abstractmethod
+    async def list_conversations(
+        self, where: ConversationFilter, *, limit: int, cursor: str | None = None
+    ) -> Page[Conversation]:
+        """Newest activity first (``last_message_at`` then id, descending), keyset-paged."""
+
+    @abstractmethod
+    async def save_conversation(self, conversation: Conversation) -> None:
+        """Writes the conversation's mutable fields (status, assignee, tags, timestamps, …)."""
+
+    @abstractmethod
+    async def append_message(
+        self,
+        conversation: Conversation,
+        message: Message,
+        *,
+        new_conversation: bool,
+        thread_keys: Sequence[str] = (),
+        outbox: OutboxItem | None = None,
+    ) -> Conversation:
+        """Atomically stores ``message`` and the conversation's new state (inserting it, with the
+        next sequential ``number``, when ``new_conversation``), adds ``thread_keys`` to the
+        conversation's keys, and stores ``outbox`` if given.
+
+        Raises ``Conflict`` and stores nothing when the message's (channel, external id) or
+        (author, idempotency key) already exists. Returns the conversation as stored.
+        """
+
+    @abstractmethod
+    async def get_message(self, message_id: str) -> Message: ...
+
+    @abstractmethod
+    async def message_by_external_id(self, channel_id: str, external_id: str) -> Message | None: ...
+
+    @abstractmethod
+    async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None: ...
+
+    @abstractmethod
+    async def list_messages(
+        self, conversation_id: str, *, limit: int, cursor: str | None = None
+    ) -> Page[Message]:
+        """Oldest first, keyset-paged."""
+
+    # outbox
+
+    @abstractmethod
+    async def claim_outbox(self, *, now: datetime, lease_until: datetime, limit: int) -> list[OutboxItem]:
+        """Takes up to ``limit`` jobs due at ``now`` and not leased, leasing them until
+        ``lease_until`` so no other dispatcher takes them meanwhile."""
+
+    @abstractmethod
+    async def next_outbox_due(self) -> datetime | None:
+        """When the earliest job becomes due (or its lease runs out), for the dispatcher's sleep."""
+
+    @abstractmethod
+    async def finish_outbox(
+        self,
+        item: OutboxItem,
+        *,
+        status: DeliveryStatus,
+        error: str | None = None,
+        external_id: str | None = None,
+    ) -> Message:
+        """Removes the job and records the final delivery status on its message, atomically."""
+
+    @abstractmethod
+    async def retry_outbox(self, item: OutboxItem, *, next_attempt_at: datetime, error: str) -> None:
+        """Counts a failed attempt and releases the job until ``next_attempt_at``."""
+
+    @abstractmethod
+    async def pending_outbox_count(self) -> int: ...

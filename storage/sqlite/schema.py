@@ -1,0 +1,164 @@
+"""The SQLite schema, as forward migrations.
+
+``PRAGMA user_version`` records how many migrations a database file has had; :func:`migrate`
+applies the rest, each in its own transaction, on every start. Never edit a released migration:
+append a new one.
+
+Timestamps are integer microseconds since the Unix epoch (UTC): they sort, compare and index
+cheaply, and the adapter turns them back into aware datetimes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the core inbox
+    """
+    CREATE TABLE channels (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        secret_hash TEXT UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE operators (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        presence TEXT NOT NULL,
+        focus_mode INTEGER NOT NULL,
+        max_open INTEGER,
+        teams TEXT NOT NULL,
+        password_hash TEXT,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        email TEXT,
+        phone TEXT,
+        attributes TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX contacts_by_created ON contacts (created_at DESC, id DESC);
+
+    CREATE TABLE contact_identities (
+        channel_kind TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        contact_id TEXT NOT NULL REFERENCES contacts (id),
+        PRIMARY KEY (channel_kind, external_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX contact_identities_by_contact ON contact_identities (contact_id);
+
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO counters (name, value) VALUES ('conversation_number', 1000);
+
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        number INTEGER NOT NULL UNIQUE,
+        channel_id TEXT NOT NULL REFERENCES channels (id),
+        contact_id TEXT NOT NULL REFERENCES contacts (id),
+        subject TEXT,
+        status TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        assignee_id TEXT,
+        team_id TEXT,
+        tags TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_message_at INTEGER NOT NULL,
+        last_inbound_at INTEGER,
+        first_response_at INTEGER,
+        waiting_since INTEGER,
+        snoozed_until INTEGER,
+        resolved_at INTEGER
+    );
+    CREATE INDEX conversations_by_activity ON conversations (last_message_at DESC, id DESC);
+    CREATE INDEX conversations_by_status ON conversations (status, last_message_at DESC, id DESC);
+    CREATE INDEX conversations_by_assignee
+        ON conversations (assignee_id, last_message_at DESC, id DESC);
+    CREATE INDEX conversations_by_channel
+        ON conversations (channel_id, last_message_at DESC, id DESC);
+    CREATE INDEX conversations_by_team ON conversations (team_id, last_message_at DESC, id DESC);
+    CREATE INDEX conversations_by_contact
+        ON conversations (contact_id, last_message_at DESC, id DESC);
+
+    CREATE TABLE conversation_tags (
+        tag TEXT NOT NULL,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        PRIMARY KEY (tag, conversation_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE thread_keys (
+        key TEXT NOT NULL,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        PRIMARY KEY (key, conversation_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        channel_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT,
+        author_id TEXT,
+        attachments TEXT NOT NULL,
+        external_id TEXT,
+        idempotency_key TEXT,
+        delivery_status TEXT,
+        delivery_error TEXT,
+        extras TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX messages_by_external_id
+        ON messages (channel_id, external_id) WHERE external_id IS NOT NULL;
+    CREATE UNIQUE INDEX messages_by_idempotency_key
+        ON messages (author_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX messages_by_conversation ON messages (conversation_id, created_at, id);
+
+    CREATE VIRTUAL TABLE message_search USING fts5 (
+        text,
+        conversation_id UNINDEXED,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE REFERENCES messages (id),
+        channel_id TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        leased_until INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_by_due ON outbox (next_attempt_at);
+    """,
+)
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Applies pending migrations; returns the schema version the database is now at."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this program knows "
+            f"({len(MIGRATIONS)}); upgrade Inbox"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript() commits first, so the whole step runs in one explicit transaction.
+        connection.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)

@@ -1,0 +1,256 @@
+"""The REST API, ``/api/v1``: handlers and the table of endpoints that serves and documents them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from connectors.api import inbound_message
+from inbox.domain import Identity, MessageKind, Role
+from inbox.service import UNCHANGED
+from storage.base import UNASSIGNED, ConversationFilter
+from webui.api import schemas as s
+from webui.api.endpoint import Call, Endpoint, Header, json_response
+from webui.keys import SERVICE
+
+__all__ = ["ENDPOINTS"]
+
+_IDEMPOTENCY_KEY = Header("Idempotency-Key", "the same key twice creates one message (per operator)")
+
+
+async def post_inbound(request: web.Request, call: Call) -> web.Response:
+    body: s.InboundIn = call.body
+    assert call.channel is not None
+    inbound = inbound_message(
+        call.channel,
+        external_id=body.external_id,
+        contact=body.contact.model_dump(),
+        text=body.text,
+        subject=body.subject,
+        thread_id=body.thread_id,
+    )
+    received = await request.app[SERVICE].receive(inbound)
+    out = s.InboundOut(
+        conversation_id=received.conversation.id,
+        message_id=received.message.id,
+        duplicate=received.duplicate,
+    )
+    return json_response(out, status=200 if received.duplicate else 201)
+
+
+async def list_conversations(request: web.Request, call: Call) -> web.Response:
+    query: s.ConversationsQuery = call.query
+    service = request.app[SERVICE]
+    assignee = call.actor.id if query.assignee == "me" else query.assignee
+    page = await service.store.list_conversations(
+        ConversationFilter(
+            status=query.status, assignee_id=assignee, channel_id=query.channel, tag=query.tag,
+            text=query.q,
+        ),
+        limit=query.limit,
+        cursor=query.cursor,
+    )
+    names = await _contact_names(request, {c.contact_id for c in page.items})
+    return json_response(
+        s.ConversationPage(
+            items=[s.ConversationOut.of(c, names.get(c.contact_id)) for c in page.items],
+            next_cursor=page.next_cursor,
+        )
+    )
+
+
+async def _contact_names(request: web.Request, contact_ids: set[str]) -> dict[str, str | None]:
+    store = request.app[SERVICE].store
+    return {contact_id: (await store.get_contact(contact_id)).name for contact_id in contact_ids}
+
+
+async def _conversation_out(request: web.Request, conversation_id: str) -> s.ConversationOut:
+    store = request.app[SERVICE].store
+    conversation = await store.get_conversation(conversation_id)
+    contact = await store.get_contact(conversation.contact_id)
+    return s.ConversationOut.of(conversation, contact.name)
+
+
+async def get_conversation(request: web.Request, call: Call) -> web.Response:
+    conversation = await _conversation_out(request, request.match_info["id"])
+    messages = await request.app[SERVICE].store.list_messages(conversation.id, limit=50)
+    return json_response(
+        s.ConversationDetail(
+            **conversation.model_dump(),
+            messages=s.MessagePage(
+                items=[s.MessageOut.of(m) for m in messages.items], next_cursor=messages.next_cursor
+            ),
+        )
+    )
+
+
+async def patch_conversation(request: web.Request, call: Call) -> web.Response:
+    body: s.ConversationPatch = call.body
+    given = body.model_fields_set
+    service = request.app[SERVICE]
+
+    def field(name: str, value: object = None) -> object:
+        return (getattr(body, name) if value is None else value) if name in given else UNCHANGED
+
+    await service.update(
+        request.match_info["id"],
+        call.actor,
+        status=field("status"),  # type: ignore[arg-type]
+        assignee_id=field("assignee_id"),  # type: ignore[arg-type]
+        priority=field("priority"),  # type: ignore[arg-type]
+        tags=field("tags", tuple(body.tags or ())),  # type: ignore[arg-type]
+        snoozed_until=field("snoozed_until"),  # type: ignore[arg-type]
+    )
+    return json_response(await _conversation_out(request, request.match_info["id"]))
+
+
+async def list_messages(request: web.Request, call: Call) -> web.Response:
+    query: s.PageQuery = call.query
+    store = request.app[SERVICE].store
+    conversation = await store.get_conversation(request.match_info["id"])
+    page = await store.list_messages(conversation.id, limit=query.limit, cursor=query.cursor)
+    return json_response(
+        s.MessagePage(items=[s.MessageOut.of(m) for m in page.items], next_cursor=page.next_cursor)
+    )
+
+
+async def post_message(request: web.Request, call: Call) -> web.Response:
+    body: s.MessageIn = call.body
+    service = request.app[SERVICE]
+    post = service.reply if body.kind == "reply" else service.note
+    sent = await post(
+        request.match_info["id"],
+        call.actor,
+        body.text,
+        idempotency_key=request.headers.get(_IDEMPOTENCY_KEY.name) or None,
+    )
+    headers = {"Idempotent-Replayed": "true"} if sent.duplicate else None
+    return json_response(s.MessageOut.of(sent.message), status=200 if sent.duplicate else 201, headers=headers)
+
+
+async def list_contacts(request: web.Request, call: Call) -> web.Response:
+    query: s.ContactsQuery = call.query
+    page = await request.app[SERVICE].store.list_contacts(limit=query.limit, cursor=query.cursor, text=query.q)
+    return json_response(
+        s.ContactPage(items=[s.ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor)
+    )
+
+
+async def create_contact(request: web.Request, call: Call) -> web.Response:
+    body: s.ContactIn = call.body
+    contact = await request.app[SERVICE].create_contact(
+        name=body.name,
+        email=body.email,
+        phone=body.phone,
+        identities=tuple(Identity(channel_kind=i.channel_kind, external_id=i.external_id) for i in body.identities),
+        attributes=dict(body.attributes),
+    )
+    return json_response(s.ContactOut.of(contact), status=201)
+
+
+async def get_contact(request: web.Request, call: Call) -> web.Response:
+    contact = await request.app[SERVICE].store.get_contact(request.match_info["id"])
+    return json_response(s.ContactOut.of(contact))
+
+
+async def list_operators(request: web.Request, call: Call) -> web.Response:
+    operators = await request.app[SERVICE].store.list_operators()
+    return json_response(s.OperatorList(items=[s.OperatorOut.of(o) for o in operators]))
+
+
+async def get_me(request: web.Request, call: Call) -> web.Response:
+    return json_response(s.OperatorOut.of(call.actor))
+
+
+async def list_channels(request: web.Request, call: Call) -> web.Response:
+    channels = await request.app[SERVICE].store.list_channels()
+    return json_response(s.ChannelList(items=[s.ChannelOut.of(c) for c in channels]))
+
+
+_ERRORS = {
+    400: ("malformed request (invalid JSON, query or header)", s.ErrorOut),
+    401: ("missing or wrong token", s.ErrorOut),
+    403: ("the role does not allow this", s.ErrorOut),
+    413: ("body larger than the configured limit", s.ErrorOut),
+    415: ("body is not application/json", s.ErrorOut),
+    422: ("body does not match the schema", s.ErrorOut),
+}
+
+
+def _errors(*statuses: int) -> dict[int, tuple[str, type[s.ErrorOut]]]:
+    return {status: _ERRORS[status] for status in statuses}
+
+
+_READ = _errors(400, 401)
+_WRITE = _errors(400, 401, 403, 413, 415, 422)
+_NOT_FOUND = {404: ("no such object", s.ErrorOut)}
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="POST", path="/api/v1/inbound", handler=post_inbound, tag="inbound", auth="channel",
+        summary="Push a customer message in through an api channel (idempotent by external_id)",
+        body=s.InboundIn,
+        responses={201: ("stored", s.InboundOut), 200: ("already stored: a duplicate", s.InboundOut), **_WRITE},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/conversations", handler=list_conversations, tag="conversations",
+        summary="List conversations, newest activity first, keyset-paged", query=s.ConversationsQuery,
+        responses={200: ("a page of conversations", s.ConversationPage), **_READ},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/conversations/{id}", handler=get_conversation, tag="conversations",
+        summary="One conversation with its first page of messages",
+        responses={200: ("the conversation", s.ConversationDetail), **_READ, **_NOT_FOUND},
+    ),
+    Endpoint(
+        method="PATCH", path="/api/v1/conversations/{id}", handler=patch_conversation, tag="conversations",
+        summary="Change status, assignee, priority, tags or snooze", body=s.ConversationPatch,
+        responses={200: ("the updated conversation", s.ConversationOut), **_WRITE, **_NOT_FOUND},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/conversations/{id}/messages", handler=list_messages,
+        tag="conversations", summary="Messages of a conversation, oldest first, keyset-paged",
+        query=s.PageQuery,
+        responses={200: ("a page of messages", s.MessagePage), **_READ, **_NOT_FOUND},
+    ),
+    Endpoint(
+        method="POST", path="/api/v1/conversations/{id}/messages", handler=post_message,
+        tag="conversations", summary="Reply to the customer or add a private note",
+        body=s.MessageIn, headers=(_IDEMPOTENCY_KEY,),
+        responses={
+            201: ("stored (a reply is queued for delivery)", s.MessageOut),
+            200: ("replayed: this Idempotency-Key was used before", s.MessageOut),
+            409: ("the Idempotency-Key was used for another conversation", s.ErrorOut),
+            **_WRITE, **_NOT_FOUND,
+        },
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/contacts", handler=list_contacts, tag="contacts",
+        summary="List contacts, newest first, keyset-paged", query=s.ContactsQuery,
+        responses={200: ("a page of contacts", s.ContactPage), **_READ},
+    ),
+    Endpoint(
+        method="POST", path="/api/v1/contacts", handler=create_contact, tag="contacts",
+        summary="Create a contact", body=s.ContactIn,
+        responses={201: ("created", s.ContactOut), 409: ("an identity is taken", s.ErrorOut), **_WRITE},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/contacts/{id}", handler=get_contact, tag="contacts",
+        summary="One contact with its identities",
+        responses={200: ("the contact", s.ContactOut), **_READ, **_NOT_FOUND},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/operators", handler=list_operators, tag="operators",
+        summary="List operators",
+        responses={200: ("all operators", s.OperatorList), **_READ},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/me", handler=get_me, tag="operators",
+        summary="The operator the token belongs to",
+        responses={200: ("the caller", s.OperatorOut), **_READ},
+    ),
+    Endpoint(
+        method="GET", path="/api/v1/channels", handler=list_channels, tag="channels", role=Role.ADMIN,
+        summary="List channels (admins)",
+        responses={200: ("all channels", s.ChannelList), **_errors(400, 401, 403)},
+    ),
+)

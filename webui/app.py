@@ -1,0 +1,40 @@
+"""The aiohttp application: health, the REST API and its OpenAPI document.
+
+Built by the composition root (:mod:`inbox.app`), which owns start-up and shutdown; this module
+only declares routes and middleware.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from inbox.errors import StorageError
+from inbox.service import InboxService
+from webui.api.openapi import openapi_document
+from webui.api.routes import ENDPOINTS
+from webui.errors import error_middleware
+from webui.keys import MAX_BODY_BYTES, SERVICE
+
+__all__ = ["create_web_app"]
+
+
+def create_web_app(service: InboxService, *, max_body_bytes: int, version: str) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
+    app[SERVICE] = service
+    app[MAX_BODY_BYTES] = max_body_bytes
+    document = openapi_document(ENDPOINTS, version=version)
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await service.store.ping()
+        except StorageError as exc:
+            return web.json_response({"status": "unavailable", "detail": str(exc)}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_routes([endpoint.route() for endpoint in ENDPOINTS])
+    return app
