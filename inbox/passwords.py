@@ -9,9 +9,15 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["generate_password", "hash_password", "hash_password_async", "verify_password"]
+__all__ = ["generate_password", "hash_password", "hash_password_async", "use_hasher", "verify_password"]
 
 _hasher = PasswordHasher()
+
+
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Replaces the hasher; tests use cheap parameters so a fixture does not cost 0.1 s per hash."""
+    global _hasher
+    _hasher = hasher
 
 
 def generate_password() -> str:
@@ -23,7 +29,7 @@ def hash_password(password: str) -> str:
 
 
 async def hash_password_async(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(None, _hasher.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -169,7 +169,8 @@ class InboxService:
         attributes: dict[str, Any] | None = None,
     ) -> Contact:
         contact = Contact(
-            id=new_id(), name=name, email=email, phone=phone, identities=identities,
+            id=new_id(), name=name, email=email, phone=phone,
+            identities=tuple(sorted(set(identities), key=lambda i: (i.channel_kind, i.external_id))),
             attributes=attributes or {}, created_at=self.clock.now(),
         )
         await self.store.create_contact(contact)

@@ -142,7 +142,8 @@ class Store(ABC):
 
     @abstractmethod
     async def create_contact(self, contact: Contact) -> None:
-        """Stores the contact with its identities; ``Conflict`` when an identity is taken."""
+        """Stores the contact with its identities; ``Conflict`` when an identity is taken.
+        Stores return identities ordered by (channel kind, external id)."""
 
     @abstractmethod
     async def get_contact(self, contact_id: str) -> Contact: ...

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from inbox import errors
+from webui.keys import MAX_BODY_BYTES
 
 __all__ = ["ApiError", "error_middleware", "error_response"]
 
@@ -61,8 +62,9 @@ async def error_middleware(
         if status >= 500:
             log.error("%s %s failed: %r", request.method, request.path, exc)
         return error_response(status, exc.code, str(exc))
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, "too_large", f"the body is larger than {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BODY_BYTES]
+        return error_response(413, "too_large", f"the body is larger than the limit of {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/api/"):
             raise

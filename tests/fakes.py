@@ -1,0 +1,74 @@
+"""The one recording fake connector used by core tests (the real connectors are tested against
+real peers or contract-faithful local servers)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import count
+from typing import ClassVar
+
+from aiohttp import web
+
+from connectors.base import Capabilities, ConnectorContext
+from inbox.domain import DeliveryReceipt, DeliveryStatus, InboundContact, InboundMessage, OutboundMessage
+from inbox.errors import DeliveryError
+
+
+class RecordingConnector:
+    """Records every send; ``failures`` makes the next N sends raise a retryable DeliveryError,
+    ``permanent`` makes them fail for good."""
+
+    kind: ClassVar[str] = "test"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    sent: ClassVar[list[OutboundMessage]] = []
+    failures: ClassVar[int] = 0
+    permanent: ClassVar[bool] = False
+    _ids = count(1)
+
+    def __init__(self, context: ConnectorContext) -> None:
+        self.context = context
+        self.started = False
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.sent = []
+        cls.failures = 0
+        cls.permanent = False
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return ()
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def send(self, outbound: OutboundMessage) -> DeliveryReceipt:
+        if RecordingConnector.failures > 0:
+            RecordingConnector.failures -= 1
+            raise DeliveryError("peer unavailable", retryable=not RecordingConnector.permanent)
+        RecordingConnector.sent.append(outbound)
+        return DeliveryReceipt(status=DeliveryStatus.DELIVERED, external_id=f"remote-{next(self._ids)}")
+
+
+def inbound(
+    channel_id: str,
+    external_id: str,
+    *,
+    contact: str = "customer-1",
+    text: str = "Hello, my order has not arrived",
+    subject: str | None = "Order",
+    thread_keys: tuple[str, ...] = (),
+    own_thread_key: str | None = None,
+    name: str | None = "Ivan",
+) -> InboundMessage:
+    return InboundMessage(
+        channel_id=channel_id,
+        external_id=external_id,
+        contact=InboundContact(external_id=contact, name=name),
+        text=text,
+        subject=subject,
+        thread_keys=thread_keys or (f"chat:{contact}",),
+        own_thread_key=own_thread_key,
+    )

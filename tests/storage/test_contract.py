@@ -1,0 +1,298 @@
+"""The store contract: every adapter must pass these, against a real database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from inbox.clock import ManualClock
+from inbox.domain import (
+    Attachment,
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Message,
+    MessageKind,
+    Operator,
+    OutboxItem,
+    Priority,
+    Role,
+)
+from inbox.errors import Conflict, NotFound, ValidationError
+from inbox.ids import new_id
+from storage.base import UNASSIGNED, ConversationFilter, Store
+
+
+def _contact(clock: ManualClock, name: str = "Ирина", *identities: Identity) -> Contact:
+    return Contact(id=new_id(), name=name, identities=identities, created_at=clock.now())
+
+
+def _conversation(clock: ManualClock, channel: Channel, contact: Contact, **changes) -> Conversation:
+    now = clock.now()
+    conversation = Conversation(
+        id=new_id(), number=0, channel_id=channel.id, contact_id=contact.id, subject="Заказ №5",
+        created_at=now, updated_at=now, last_message_at=now, last_inbound_at=now, waiting_since=now,
+    )
+    return replace(conversation, **changes)
+
+
+def _message(clock: ManualClock, conversation: Conversation, text: str = "Где мой заказ?", **changes) -> Message:
+    message = Message(
+        id=new_id(), conversation_id=conversation.id, channel_id=conversation.channel_id,
+        direction=Direction.IN, kind=MessageKind.MESSAGE, text=text, external_id=new_id(),
+        delivery_status=DeliveryStatus.RECEIVED, created_at=clock.now(),
+    )
+    return replace(message, **changes)
+
+
+async def _start(store: Store, clock: ManualClock, channel: Channel, **changes) -> tuple[Conversation, Message]:
+    contact = _contact(clock)
+    await store.create_contact(contact)
+    conversation = _conversation(clock, channel, contact, **changes)
+    message = _message(clock, conversation)
+    stored = await store.append_message(conversation, message, new_conversation=True, thread_keys=("k1",))
+    return stored, message
+
+
+async def test_channel_round_trip_and_secret_lookup(store: Store, clock: ManualClock) -> None:
+    channel = Channel(id=new_id(), kind="api", name="Магазин", settings={"webhook_url": "http://x"}, created_at=clock.now())
+    await store.create_channel(channel, secret_hash="abc")
+    assert await store.get_channel(channel.id) == channel
+    assert await store.channel_by_secret("abc") == channel
+    assert await store.channel_by_secret("other") is None
+    assert await store.list_channels() == [channel]
+    with pytest.raises(NotFound):
+        await store.get_channel(new_id())
+
+
+async def test_operators_unique_email_and_token_lookup(store: Store, clock: ManualClock) -> None:
+    operator = Operator(id=new_id(), email="Anna@Example.com", name="Anna", role=Role.SUPERVISOR,
+                        max_open=3, teams=("billing",), created_at=clock.now())
+    await store.create_operator(operator, token_hash="t1")
+    assert await store.operator_by_token("t1") == operator
+    assert await store.operator_by_email("Anna@Example.com") == operator
+    assert await store.count_operators() == 1
+    with pytest.raises(Conflict):
+        await store.create_operator(replace(operator, id=new_id(), email="anna@example.com"), token_hash="t2")
+    changed = replace(operator, focus_mode=True, max_open=5)
+    await store.save_operator(changed)
+    assert await store.get_operator(operator.id) == changed
+    with pytest.raises(NotFound):
+        await store.save_operator(replace(operator, id=new_id()))
+
+
+async def test_contact_identities_are_unique_across_contacts(store: Store, clock: ManualClock) -> None:
+    identity = Identity(channel_kind="telegram", external_id="42")
+    # identities come back ordered by (channel_kind, external_id)
+    contact = _contact(clock, "Пётр", Identity(channel_kind="email", external_id="p@x.ru"), identity)
+    await store.create_contact(contact)
+    assert await store.contact_by_identity(identity) == contact
+    assert await store.get_contact(contact.id) == contact
+    with pytest.raises(Conflict):
+        await store.create_contact(_contact(clock, "Другой", identity))
+    assert await store.contact_by_identity(Identity(channel_kind="whatsapp", external_id="42")) is None
+
+
+async def test_contacts_page_and_search(store: Store, clock: ManualClock) -> None:
+    for index in range(5):
+        clock.advance(1)
+        await store.create_contact(_contact(clock, f"Клиент {index}"))
+    await store.create_contact(_contact(clock, "100%_literal"))
+    first = await store.list_contacts(limit=4)
+    assert [c.name for c in first.items] == ["100%_literal", "Клиент 4", "Клиент 3", "Клиент 2"]
+    second = await store.list_contacts(limit=4, cursor=first.next_cursor)
+    assert [c.name for c in second.items] == ["Клиент 1", "Клиент 0"] and second.next_cursor is None
+    found = await store.list_contacts(limit=10, text="%_")
+    assert [c.name for c in found.items] == ["100%_literal"]
+
+
+async def test_append_numbers_conversations_sequentially(store: Store, clock: ManualClock, channel: Channel) -> None:
+    first, _ = await _start(store, clock, channel)
+    second, _ = await _start(store, clock, channel)
+    assert first.number >= 1001 and second.number == first.number + 1
+    assert await store.get_conversation(first.id) == first
+
+
+async def test_duplicate_external_id_conflicts_and_stores_nothing(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    conversation, message = await _start(store, clock, channel)
+    clock.advance(5)
+    again = replace(conversation, last_message_at=clock.now())
+    with pytest.raises(Conflict):
+        await store.append_message(again, replace(message, id=new_id()), new_conversation=False)
+    assert await store.get_conversation(conversation.id) == conversation
+    page = await store.list_messages(conversation.id, limit=10)
+    assert [m.id for m in page.items] == [message.id]
+    assert await store.message_by_external_id(channel.id, message.external_id) == message
+
+
+async def test_duplicate_idempotency_key_conflicts(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    reply = _message(clock, conversation, "Ответ", direction=Direction.OUT, external_id=None,
+                     author_id="op1", idempotency_key="key-1", delivery_status=DeliveryStatus.QUEUED)
+    await store.append_message(conversation, reply, new_conversation=False)
+    with pytest.raises(Conflict):
+        await store.append_message(conversation, replace(reply, id=new_id()), new_conversation=False)
+    assert await store.message_by_idempotency_key("op1", "key-1") == reply
+    assert await store.message_by_idempotency_key("op2", "key-1") is None
+
+
+async def test_message_fields_round_trip(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    message = _message(
+        clock, conversation, "see attached", html="<p>see <b>attached</b></p>",
+        attachments=(Attachment(filename="счёт.pdf", content_type="application/pdf", size=10, sha256="ab" * 32,
+                                inline=False, content_id=None),),
+        extras={"auto_reply": True},
+    )
+    await store.append_message(conversation, message, new_conversation=False)
+    assert await store.get_message(message.id) == message
+
+
+async def test_find_thread_matches_keys_contact_and_reopen_window(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    since = clock.now() - timedelta(days=7)
+    found = await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
+                                    thread_keys=["zzz", "k1"], resolved_since=since)
+    assert found == conversation
+    assert await store.find_thread(contact_id="someone-else", channel_id=channel.id,
+                                   thread_keys=["k1"], resolved_since=since) is None
+    assert await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
+                                   thread_keys=[], resolved_since=since) is None
+    resolved = replace(conversation, status=ConversationStatus.RESOLVED, resolved_at=clock.now())
+    await store.save_conversation(resolved)
+    assert await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
+                                   thread_keys=["k1"], resolved_since=since) == resolved
+    assert await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
+                                   thread_keys=["k1"], resolved_since=clock.now() + timedelta(seconds=1)) is None
+
+
+async def test_list_conversations_filters(store: Store, clock: ManualClock, channel: Channel) -> None:
+    a, _ = await _start(store, clock, channel)
+    clock.advance(1)
+    b, _ = await _start(store, clock, channel, assignee_id="op-1", tags=("vip", "доставка"),
+                        status=ConversationStatus.PENDING, priority=Priority.HIGH, team_id="t1")
+    clock.advance(1)
+    c, _ = await _start(store, clock, channel, status=ConversationStatus.RESOLVED, resolved_at=clock.now())
+
+    async def ids(**where) -> list[str]:
+        return [x.id for x in (await store.list_conversations(ConversationFilter(**where), limit=10)).items]
+
+    assert await ids() == [c.id, b.id, a.id]
+    assert await ids(status=ConversationStatus.PENDING) == [b.id]
+    assert await ids(assignee_id="op-1") == [b.id]
+    assert await ids(assignee_id=UNASSIGNED) == [c.id, a.id]
+    assert await ids(tag="доставка") == [b.id]
+    assert await ids(tag="$ne") == []
+    assert await ids(team_id="t1") == [b.id]
+    assert await ids(channel_id=channel.id, status=ConversationStatus.OPEN) == [a.id]
+    assert await ids(contact_id=a.contact_id) == [a.id]
+    assert await ids(channel_id="other") == []
+
+
+async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock: ManualClock, channel: Channel) -> None:
+    a, _ = await _start(store, clock, channel)
+    await store.append_message(a, _message(clock, a, "Посылка ПОВРЕЖДЕНА при доставке"), new_conversation=False)
+    b, _ = await _start(store, clock, channel)
+
+    async def ids(text: str) -> list[str]:
+        return [x.id for x in (await store.list_conversations(ConversationFilter(text=text), limit=10)).items]
+
+    assert await ids("повреждена") == [a.id]
+    assert await ids("поврежд") == [a.id]
+    assert set(await ids("заказ")) == {a.id, b.id}
+    assert await ids('"unbalanced AND (') == []
+
+
+async def test_keyset_pages_are_stable_while_new_conversations_arrive(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    created = []
+    for _ in range(7):
+        clock.advance(1)
+        created.append((await _start(store, clock, channel))[0].id)
+    newest_first = list(reversed(created))
+    first = await store.list_conversations(ConversationFilter(), limit=3)
+    assert [c.id for c in first.items] == newest_first[:3] and first.next_cursor
+    clock.advance(1)
+    await _start(store, clock, channel)  # arrives between pages: must not shift them
+    second = await store.list_conversations(ConversationFilter(), limit=3, cursor=first.next_cursor)
+    third = await store.list_conversations(ConversationFilter(), limit=3, cursor=second.next_cursor)
+    assert [c.id for c in second.items] == newest_first[3:6]
+    assert [c.id for c in third.items] == newest_first[6:] and third.next_cursor is None
+    with pytest.raises(ValidationError):
+        await store.list_conversations(ConversationFilter(), limit=3, cursor="not-a-cursor")
+
+
+async def test_messages_are_listed_oldest_first_in_pages(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, first = await _start(store, clock, channel)
+    later = []
+    for index in range(4):
+        clock.advance(1)
+        message = _message(clock, conversation, f"m{index}")
+        await store.append_message(conversation, message, new_conversation=False)
+        later.append(message.id)
+    page = await store.list_messages(conversation.id, limit=3)
+    rest = await store.list_messages(conversation.id, limit=3, cursor=page.next_cursor)
+    assert [m.id for m in page.items + rest.items] == [first.id, *later]
+    assert rest.next_cursor is None
+
+
+async def test_save_conversation_replaces_tags_and_fields(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, _ = await _start(store, clock, channel, tags=("a", "b"))
+    changed = replace(conversation, tags=("b", "c"), assignee_id="op", priority=Priority.URGENT,
+                      status=ConversationStatus.SNOOZED, snoozed_until=clock.now() + timedelta(hours=1))
+    await store.save_conversation(changed)
+    assert await store.get_conversation(conversation.id) == changed
+    page = await store.list_conversations(ConversationFilter(tag="a"), limit=5)
+    assert page.items == []
+    with pytest.raises(NotFound):
+        await store.save_conversation(replace(conversation, id=new_id()))
+
+
+async def test_outbox_claim_lease_retry_and_finish(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    reply = _message(clock, conversation, "Ответ", direction=Direction.OUT, external_id=None,
+                     delivery_status=DeliveryStatus.QUEUED)
+    job = OutboxItem(id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(),
+                     created_at=clock.now())
+    await store.append_message(conversation, reply, new_conversation=False, outbox=job)
+    assert await store.pending_outbox_count() == 1
+    assert await store.next_outbox_due() == clock.now()
+
+    claimed = await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=1), limit=10)
+    assert [item.id for item in claimed] == [job.id]
+    assert await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=1), limit=10) == []
+
+    await store.retry_outbox(claimed[0], next_attempt_at=clock.now() + timedelta(seconds=30), error="boom")
+    assert await store.claim_outbox(now=clock.now(), lease_until=clock.now(), limit=10) == []
+    clock.advance(30)
+    (again,) = await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=1), limit=10)
+    assert again.attempts == 1 and again.last_error == "boom"
+
+    finished = await store.finish_outbox(again, status=DeliveryStatus.DELIVERED, external_id="remote-9")
+    assert finished.delivery_status is DeliveryStatus.DELIVERED
+    assert finished.extras["delivery_external_id"] == "remote-9"
+    assert await store.pending_outbox_count() == 0
+    assert await store.next_outbox_due() is None
+
+
+async def test_expired_lease_is_claimable_again(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    reply = _message(clock, conversation, "x", direction=Direction.OUT, external_id=None,
+                     delivery_status=DeliveryStatus.QUEUED)
+    job = OutboxItem(id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(),
+                     created_at=clock.now())
+    await store.append_message(conversation, reply, new_conversation=False, outbox=job)
+    await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=2), limit=1)
+    clock.advance(timedelta(minutes=2))
+    assert [i.id for i in await store.claim_outbox(now=clock.now(), lease_until=clock.now(), limit=1)] == [job.id]
