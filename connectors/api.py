@@ -19,7 +19,14 @@ import aiohttp
 from aiohttp import web
 
 from connectors.base import Capabilities, ConnectorContext
-from inbox.domain import Channel, DeliveryReceipt, DeliveryStatus, InboundContact, InboundMessage, OutboundMessage
+from inbox.domain import (
+    Channel,
+    DeliveryReceipt,
+    DeliveryStatus,
+    InboundContact,
+    InboundMessage,
+    OutboundMessage,
+)
 from inbox.errors import DeliveryError
 
 __all__ = ["ApiConnector", "inbound_message", "sign"]
@@ -83,9 +90,7 @@ class ApiConnector:
                 "conversation_number": conversation.number,
                 "contact": {
                     "id": outbound.contact.id,
-                    "external_ids": [
-                        i.external_id for i in outbound.contact.identities if i.channel_kind == self.kind
-                    ],
+                    "external_ids": [i.external_id for i in outbound.contact.identities if i.channel_kind == self.kind],
                 },
                 "text": message.text,
                 "author": {"id": outbound.author.id, "name": outbound.author.name} if outbound.author else None,

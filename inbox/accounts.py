@@ -56,8 +56,14 @@ async def add_operator(
     password = password or generate_password()
     token = new_secret("op")
     operator = Operator(
-        id=new_id(), email=email, name=name.strip() or email, role=role, max_open=max_open,
-        teams=teams, password_hash=hash_password(password), created_at=(clock or SystemClock()).now(),
+        id=new_id(),
+        email=email,
+        name=name.strip() or email,
+        role=role,
+        max_open=max_open,
+        teams=teams,
+        password_hash=hash_password(password),
+        created_at=(clock or SystemClock()).now(),
     )
     await store.create_operator(operator, token_hash=hash_secret(token))
     return NewOperator(operator, token, password if generated else None)
@@ -75,7 +81,10 @@ async def add_channel(
     kind = str(kind)
     key = new_secret("ch") if kind == ChannelKind.API else None
     channel = Channel(
-        id=new_id(), kind=kind, name=name, settings=dict(settings or {}),
+        id=new_id(),
+        kind=kind,
+        name=name,
+        settings=dict(settings or {}),
         created_at=(clock or SystemClock()).now(),
     )
     await store.create_channel(channel, secret_hash=hash_secret(key) if key else None)

@@ -66,20 +66,22 @@ def build(
     clock = clock or SystemClock()
     store = store or open_store(settings.effective_database_url)
     bus = EventBus()
-    service = InboxService(
-        store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days)
-    )
+    service = InboxService(store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days))
     web_app = create_web_app(service, max_body_bytes=settings.max_body_bytes, version=__version__)
     inbox: Inbox
     hub = ConnectorHub(lambda: inbox.http(), service.receive, overrides=connectors)
     dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
     inbox = Inbox(
-        settings=settings, store=store, bus=bus, service=service, hub=hub, dispatcher=dispatcher,
-        web=web_app, on_admin_created=on_admin_created,
+        settings=settings,
+        store=store,
+        bus=bus,
+        service=service,
+        hub=hub,
+        dispatcher=dispatcher,
+        web=web_app,
+        on_admin_created=on_admin_created,
     )
-    web_app.cleanup_ctx.extend(
-        [_http_session(inbox), _store(inbox), _dispatcher(inbox), _connectors(inbox)]
-    )
+    web_app.cleanup_ctx.extend([_http_session(inbox), _store(inbox), _dispatcher(inbox), _connectors(inbox)])
     return inbox
 
 

@@ -75,15 +75,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(
-            args.config, {name: getattr(args, name, None) for name in _SETTING_OPTIONS}
-        )
+        settings = load_settings(args.config, {name: getattr(args, name, None) for name in _SETTING_OPTIONS})
     except ConfigError as exc:
         print(f"inbox: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         from inbox.server import serve
 
@@ -112,8 +108,13 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[None
 
 async def _operator_add(store: Store, args: argparse.Namespace) -> None:
     created = await add_operator(
-        store, email=args.email, name=args.name, role=Role(args.role), max_open=args.max_open,
-        teams=tuple(args.team), password=args.password,
+        store,
+        email=args.email,
+        name=args.name,
+        role=Role(args.role),
+        max_open=args.max_open,
+        teams=tuple(args.team),
+        password=args.password,
     )
     _print(args.json, operator_summary(created))
 

@@ -74,7 +74,5 @@ def load_settings(
     try:
         return Settings.model_validate(merged)
     except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from exc

@@ -106,17 +106,30 @@ class InboxService:
         new_conversation = conversation is None
         if conversation is None:
             conversation = Conversation(
-                id=new_id(), number=0, channel_id=channel.id, contact_id=contact.id,
-                subject=inbound.subject, created_at=now, updated_at=now,
-                last_message_at=now, last_inbound_at=now, waiting_since=now,
+                id=new_id(),
+                number=0,
+                channel_id=channel.id,
+                contact_id=contact.id,
+                subject=inbound.subject,
+                created_at=now,
+                updated_at=now,
+                last_message_at=now,
+                last_inbound_at=now,
+                waiting_since=now,
             )
             changed: tuple[str, ...] = ()
         else:
             conversation, changed = _reopened_by_customer(conversation, now)
         message = Message(
-            id=new_id(), conversation_id=conversation.id, channel_id=channel.id,
-            direction=Direction.IN, kind=MessageKind.MESSAGE, text=inbound.text, html=inbound.html,
-            attachments=inbound.attachments, external_id=inbound.external_id,
+            id=new_id(),
+            conversation_id=conversation.id,
+            channel_id=channel.id,
+            direction=Direction.IN,
+            kind=MessageKind.MESSAGE,
+            text=inbound.text,
+            html=inbound.html,
+            attachments=inbound.attachments,
+            external_id=inbound.external_id,
             delivery_status=DeliveryStatus.RECEIVED,
             extras={**inbound.extras, "auto_reply": inbound.auto_reply} if inbound.auto_reply else dict(inbound.extras),
             created_at=now,
@@ -148,8 +161,10 @@ class InboxService:
             return contact
         try:
             return await self.create_contact(
-                name=inbound.contact.name, email=inbound.contact.email,
-                phone=inbound.contact.phone, identities=(identity,),
+                name=inbound.contact.name,
+                email=inbound.contact.email,
+                phone=inbound.contact.phone,
+                identities=(identity,),
             )
         except Conflict:
             contact = await self.store.contact_by_identity(identity)
@@ -169,9 +184,13 @@ class InboxService:
         attributes: dict[str, Any] | None = None,
     ) -> Contact:
         contact = Contact(
-            id=new_id(), name=name, email=email, phone=phone,
+            id=new_id(),
+            name=name,
+            email=email,
+            phone=phone,
             identities=tuple(sorted(set(identities), key=lambda i: (i.channel_kind, i.external_id))),
-            attributes=attributes or {}, created_at=self.clock.now(),
+            attributes=attributes or {},
+            created_at=self.clock.now(),
         )
         await self.store.create_contact(contact)
         return contact
@@ -211,27 +230,37 @@ class InboxService:
         now = self.clock.now()
         is_reply = kind is MessageKind.MESSAGE
         message = Message(
-            id=new_id(), conversation_id=conversation.id, channel_id=conversation.channel_id,
-            direction=Direction.OUT, kind=kind, text=text, author_id=author.id,
+            id=new_id(),
+            conversation_id=conversation.id,
+            channel_id=conversation.channel_id,
+            direction=Direction.OUT,
+            kind=kind,
+            text=text,
+            author_id=author.id,
             idempotency_key=idempotency_key,
-            delivery_status=DeliveryStatus.QUEUED if is_reply else None, created_at=now,
+            delivery_status=DeliveryStatus.QUEUED if is_reply else None,
+            created_at=now,
         )
         outbox = None
         if is_reply:
             conversation = replace(
-                conversation, updated_at=now, last_message_at=now, waiting_since=None,
+                conversation,
+                updated_at=now,
+                last_message_at=now,
+                waiting_since=None,
                 first_response_at=conversation.first_response_at or now,
             )
             outbox = OutboxItem(
-                id=new_id(), message_id=message.id, channel_id=conversation.channel_id,
-                next_attempt_at=now, created_at=now,
+                id=new_id(),
+                message_id=message.id,
+                channel_id=conversation.channel_id,
+                next_attempt_at=now,
+                created_at=now,
             )
         else:
             conversation = replace(conversation, updated_at=now)
         try:
-            conversation = await self.store.append_message(
-                conversation, message, new_conversation=False, outbox=outbox
-            )
+            conversation = await self.store.append_message(conversation, message, new_conversation=False, outbox=outbox)
         except Conflict:
             if idempotency_key is None:
                 raise
@@ -284,9 +313,7 @@ class InboxService:
                 None if isinstance(snoozed_until, _Unchanged) else snoozed_until,
                 now,
             )
-        changed = tuple(
-            name for name in _CHANGE_TRACKED if getattr(updated, name) != getattr(conversation, name)
-        )
+        changed = tuple(name for name in _CHANGE_TRACKED if getattr(updated, name) != getattr(conversation, name))
         if not changed:
             return conversation
         updated = replace(updated, updated_at=now)
@@ -297,15 +324,11 @@ class InboxService:
     async def assign(self, conversation_id: str, actor: Operator, assignee_id: str | None) -> Conversation:
         return await self.update(conversation_id, actor, assignee_id=assignee_id)
 
-    async def set_status(
-        self, conversation_id: str, actor: Operator, status: ConversationStatus
-    ) -> Conversation:
+    async def set_status(self, conversation_id: str, actor: Operator, status: ConversationStatus) -> Conversation:
         return await self.update(conversation_id, actor, status=status)
 
     async def snooze(self, conversation_id: str, actor: Operator, until: datetime) -> Conversation:
-        return await self.update(
-            conversation_id, actor, status=ConversationStatus.SNOOZED, snoozed_until=until
-        )
+        return await self.update(conversation_id, actor, status=ConversationStatus.SNOOZED, snoozed_until=until)
 
     async def tag(
         self,
@@ -319,16 +342,12 @@ class InboxService:
         tags = tuple(t for t in (*conversation.tags, *add) if t not in remove)
         return await self.update(conversation_id, actor, tags=tags)
 
-    async def _check_may_assign(
-        self, actor: Operator, conversation: Conversation, assignee_id: str | None
-    ) -> None:
+    async def _check_may_assign(self, actor: Operator, conversation: Conversation, assignee_id: str | None) -> None:
         """Operators take conversations for themselves or hand back their own; supervisors and
         admins assign anyone."""
         if actor.role.at_least(Role.SUPERVISOR):
             pass
-        elif assignee_id not in (actor.id, None) or (
-            assignee_id is None and conversation.assignee_id != actor.id
-        ):
+        elif assignee_id not in (actor.id, None) or (assignee_id is None and conversation.assignee_id != actor.id):
             raise PermissionDenied("operators can only assign conversations to themselves")
         elif conversation.assignee_id not in (None, actor.id):
             raise PermissionDenied("this conversation is assigned to someone else")
@@ -357,9 +376,7 @@ def _with_status(
     return replace(conversation, status=status, snoozed_until=None, resolved_at=None)
 
 
-def _reopened_by_customer(
-    conversation: Conversation, now: datetime
-) -> tuple[Conversation, tuple[str, ...]]:
+def _reopened_by_customer(conversation: Conversation, now: datetime) -> tuple[Conversation, tuple[str, ...]]:
     """A customer's new message makes a conversation need an answer again."""
     updated = replace(
         conversation,

@@ -211,9 +211,7 @@ class Store(ABC):
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None: ...
 
     @abstractmethod
-    async def list_messages(
-        self, conversation_id: str, *, limit: int, cursor: str | None = None
-    ) -> Page[Message]:
+    async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         """Oldest first, keyset-paged."""
 
     # outbox

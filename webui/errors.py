@@ -39,9 +39,7 @@ _STATUS_OF: tuple[tuple[type[errors.InboxError], int], ...] = (
 )
 
 
-def error_response(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> web.Response:
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details

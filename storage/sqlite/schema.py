@@ -155,8 +155,7 @@ def migrate(connection: sqlite3.Connection) -> int:
     (version,) = connection.execute("PRAGMA user_version").fetchone()
     if version > len(MIGRATIONS):
         raise RuntimeError(
-            f"database schema version {version} is newer than this program knows "
-            f"({len(MIGRATIONS)}); upgrade Inbox"
+            f"database schema version {version} is newer than this program knows ({len(MIGRATIONS)}); upgrade Inbox"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         # executescript() commits first, so the whole step runs in one explicit transaction.

@@ -148,10 +148,15 @@ class SqliteStore(Store):
 
     async def create_channel(self, channel: Channel, secret_hash: str | None = None) -> None:
         self._execute(
-            "INSERT INTO channels (id, kind, name, settings, secret_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (channel.id, channel.kind, channel.name, json.dumps(dict(channel.settings)),
-             secret_hash, _micros(channel.created_at)),
+            "INSERT INTO channels (id, kind, name, settings, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                channel.id,
+                channel.kind,
+                channel.name,
+                json.dumps(dict(channel.settings)),
+                secret_hash,
+                _micros(channel.created_at),
+            ),
         )
 
     async def get_channel(self, channel_id: str) -> Channel:
@@ -211,10 +216,15 @@ class SqliteStore(Store):
     async def create_contact(self, contact: Contact) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO contacts (id, name, email, phone, attributes, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (contact.id, contact.name, contact.email, contact.phone,
-                 json.dumps(dict(contact.attributes)), _micros(contact.created_at)),
+                "INSERT INTO contacts (id, name, email, phone, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    contact.id,
+                    contact.name,
+                    contact.email,
+                    contact.phone,
+                    json.dumps(dict(contact.attributes)),
+                    _micros(contact.created_at),
+                ),
             )
             db.executemany(
                 "INSERT INTO contact_identities (channel_kind, external_id, contact_id) VALUES (?, ?, ?)",
@@ -235,9 +245,7 @@ class SqliteStore(Store):
         )
         return self._contact(row) if row else None
 
-    async def list_contacts(
-        self, *, limit: int, cursor: str | None = None, text: str | None = None
-    ) -> Page[Contact]:
+    async def list_contacts(self, *, limit: int, cursor: str | None = None, text: str | None = None) -> Page[Contact]:
         where, params = [], []
         if text:
             where.append("(c.name LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\')")
@@ -256,8 +264,12 @@ class SqliteStore(Store):
             )
         )
         return Contact(
-            id=row["id"], name=row["name"], email=row["email"], phone=row["phone"],
-            identities=identities, attributes=json.loads(row["attributes"]),
+            id=row["id"],
+            name=row["name"],
+            email=row["email"],
+            phone=row["phone"],
+            identities=identities,
+            attributes=json.loads(row["attributes"]),
             created_at=_moment(row["created_at"]),
         )
 
@@ -349,8 +361,7 @@ class SqliteStore(Store):
     async def save_conversation(self, conversation: Conversation) -> None:
         with self._transaction() as db:
             if not db.execute(
-                "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in _CONVERSATION_MUTABLE)
-                + " WHERE id = ?",
+                "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in _CONVERSATION_MUTABLE) + " WHERE id = ?",
                 (*_conversation_mutable_values(conversation), conversation.id),
             ).rowcount:
                 raise NotFound(f"conversation {conversation.id} not found")
@@ -377,16 +388,23 @@ class SqliteStore(Store):
         with self._transaction() as db:
             if new_conversation:
                 (number,) = db.execute(
-                    "UPDATE counters SET value = value + 1 WHERE name = 'conversation_number'"
-                    " RETURNING value"
+                    "UPDATE counters SET value = value + 1 WHERE name = 'conversation_number' RETURNING value"
                 ).fetchone()
                 conversation = replace(conversation, number=number)
                 db.execute(
                     "INSERT INTO conversations (id, number, channel_id, contact_id, created_at, "
-                    + ", ".join(_CONVERSATION_MUTABLE) + ") VALUES (?, ?, ?, ?, ?, "
-                    + ", ".join("?" * len(_CONVERSATION_MUTABLE)) + ")",
-                    (conversation.id, number, conversation.channel_id, conversation.contact_id,
-                     _micros(conversation.created_at), *_conversation_mutable_values(conversation)),
+                    + ", ".join(_CONVERSATION_MUTABLE)
+                    + ") VALUES (?, ?, ?, ?, ?, "
+                    + ", ".join("?" * len(_CONVERSATION_MUTABLE))
+                    + ")",
+                    (
+                        conversation.id,
+                        number,
+                        conversation.channel_id,
+                        conversation.contact_id,
+                        _micros(conversation.created_at),
+                        *_conversation_mutable_values(conversation),
+                    ),
                 )
                 if conversation.subject:
                     db.execute(
@@ -395,7 +413,8 @@ class SqliteStore(Store):
                     )
             else:
                 db.execute(
-                    "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in _CONVERSATION_MUTABLE)
+                    "UPDATE conversations SET "
+                    + ", ".join(f"{c} = ?" for c in _CONVERSATION_MUTABLE)
                     + " WHERE id = ?",
                     (*_conversation_mutable_values(conversation), conversation.id),
                 )
@@ -419,8 +438,15 @@ class SqliteStore(Store):
                 db.execute(
                     "INSERT INTO outbox (id, message_id, channel_id, attempts, next_attempt_at,"
                     " last_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (outbox.id, outbox.message_id, outbox.channel_id, outbox.attempts,
-                     _micros(outbox.next_attempt_at), outbox.last_error, _micros(outbox.created_at)),
+                    (
+                        outbox.id,
+                        outbox.message_id,
+                        outbox.channel_id,
+                        outbox.attempts,
+                        _micros(outbox.next_attempt_at),
+                        outbox.last_error,
+                        _micros(outbox.created_at),
+                    ),
                 )
         return conversation
 
@@ -439,14 +465,10 @@ class SqliteStore(Store):
         return _message(row) if row else None
 
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None:
-        row = self._query_one(
-            "SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key)
-        )
+        row = self._query_one("SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key))
         return _message(row) if row else None
 
-    async def list_messages(
-        self, conversation_id: str, *, limit: int, cursor: str | None = None
-    ) -> Page[Message]:
+    async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         sql, params = "SELECT * FROM messages WHERE conversation_id = ?", [conversation_id]
         if cursor is not None:
             position = Cursor.decode(cursor)
@@ -505,92 +527,162 @@ class SqliteStore(Store):
 # rows ↔ domain values
 
 _CONVERSATION_MUTABLE = (
-    "subject", "status", "priority", "assignee_id", "team_id", "tags", "updated_at",
-    "last_message_at", "last_inbound_at", "first_response_at", "waiting_since", "snoozed_until",
+    "subject",
+    "status",
+    "priority",
+    "assignee_id",
+    "team_id",
+    "tags",
+    "updated_at",
+    "last_message_at",
+    "last_inbound_at",
+    "first_response_at",
+    "waiting_since",
+    "snoozed_until",
     "resolved_at",
 )
 
 
 def _conversation_mutable_values(c: Conversation) -> tuple[Any, ...]:
     return (
-        c.subject, str(c.status), str(c.priority), c.assignee_id, c.team_id, json.dumps(list(c.tags)),
-        _micros(c.updated_at), _micros(c.last_message_at), _micros(c.last_inbound_at),
-        _micros(c.first_response_at), _micros(c.waiting_since), _micros(c.snoozed_until),
+        c.subject,
+        str(c.status),
+        str(c.priority),
+        c.assignee_id,
+        c.team_id,
+        json.dumps(list(c.tags)),
+        _micros(c.updated_at),
+        _micros(c.last_message_at),
+        _micros(c.last_inbound_at),
+        _micros(c.first_response_at),
+        _micros(c.waiting_since),
+        _micros(c.snoozed_until),
         _micros(c.resolved_at),
     )
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
     return Conversation(
-        id=row["id"], number=row["number"], channel_id=row["channel_id"], contact_id=row["contact_id"],
-        subject=row["subject"], status=ConversationStatus(row["status"]),
-        priority=Priority(row["priority"]), assignee_id=row["assignee_id"], team_id=row["team_id"],
-        tags=tuple(json.loads(row["tags"])), created_at=_moment(row["created_at"]),
-        updated_at=_moment(row["updated_at"]), last_message_at=_moment(row["last_message_at"]),
+        id=row["id"],
+        number=row["number"],
+        channel_id=row["channel_id"],
+        contact_id=row["contact_id"],
+        subject=row["subject"],
+        status=ConversationStatus(row["status"]),
+        priority=Priority(row["priority"]),
+        assignee_id=row["assignee_id"],
+        team_id=row["team_id"],
+        tags=tuple(json.loads(row["tags"])),
+        created_at=_moment(row["created_at"]),
+        updated_at=_moment(row["updated_at"]),
+        last_message_at=_moment(row["last_message_at"]),
         last_inbound_at=_moment(row["last_inbound_at"]),
         first_response_at=_moment(row["first_response_at"]),
-        waiting_since=_moment(row["waiting_since"]), snoozed_until=_moment(row["snoozed_until"]),
+        waiting_since=_moment(row["waiting_since"]),
+        snoozed_until=_moment(row["snoozed_until"]),
         resolved_at=_moment(row["resolved_at"]),
     )
 
 
 def _message_values(m: Message) -> tuple[Any, ...]:
     return (
-        m.id, m.conversation_id, m.channel_id, str(m.direction), str(m.kind), m.text, m.html,
-        m.author_id, json.dumps([_attachment_dict(a) for a in m.attachments]), m.external_id,
-        m.idempotency_key, m.delivery_status and str(m.delivery_status), m.delivery_error, json.dumps(dict(m.extras)),
+        m.id,
+        m.conversation_id,
+        m.channel_id,
+        str(m.direction),
+        str(m.kind),
+        m.text,
+        m.html,
+        m.author_id,
+        json.dumps([_attachment_dict(a) for a in m.attachments]),
+        m.external_id,
+        m.idempotency_key,
+        m.delivery_status and str(m.delivery_status),
+        m.delivery_error,
+        json.dumps(dict(m.extras)),
         _micros(m.created_at),
     )
 
 
 def _attachment_dict(a: Attachment) -> dict[str, Any]:
     return {
-        "filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
-        "inline": a.inline, "content_id": a.content_id,
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "inline": a.inline,
+        "content_id": a.content_id,
     }
 
 
 def _message(row: sqlite3.Row) -> Message:
     return Message(
-        id=row["id"], conversation_id=row["conversation_id"], channel_id=row["channel_id"],
-        direction=Direction(row["direction"]), kind=MessageKind(row["kind"]), text=row["text"],
-        html=row["html"], author_id=row["author_id"],
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        channel_id=row["channel_id"],
+        direction=Direction(row["direction"]),
+        kind=MessageKind(row["kind"]),
+        text=row["text"],
+        html=row["html"],
+        author_id=row["author_id"],
         attachments=tuple(Attachment(**a) for a in json.loads(row["attachments"])),
-        external_id=row["external_id"], idempotency_key=row["idempotency_key"],
+        external_id=row["external_id"],
+        idempotency_key=row["idempotency_key"],
         delivery_status=row["delivery_status"] and DeliveryStatus(row["delivery_status"]),
         delivery_error=row["delivery_error"],
-        extras=json.loads(row["extras"]), created_at=_moment(row["created_at"]),
+        extras=json.loads(row["extras"]),
+        created_at=_moment(row["created_at"]),
     )
 
 
 def _operator_values(o: Operator) -> tuple[Any, ...]:
     return (
-        o.id, o.email, o.name, str(o.role), str(o.presence), int(o.focus_mode), o.max_open,
-        json.dumps(list(o.teams)), o.password_hash,
+        o.id,
+        o.email,
+        o.name,
+        str(o.role),
+        str(o.presence),
+        int(o.focus_mode),
+        o.max_open,
+        json.dumps(list(o.teams)),
+        o.password_hash,
     )
 
 
 def _operator(row: sqlite3.Row) -> Operator:
     return Operator(
-        id=row["id"], email=row["email"], name=row["name"], role=Role(row["role"]),
-        presence=Presence(row["presence"]), focus_mode=bool(row["focus_mode"]),
-        max_open=row["max_open"], teams=tuple(json.loads(row["teams"])),
-        password_hash=row["password_hash"], created_at=_moment(row["created_at"]),
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        role=Role(row["role"]),
+        presence=Presence(row["presence"]),
+        focus_mode=bool(row["focus_mode"]),
+        max_open=row["max_open"],
+        teams=tuple(json.loads(row["teams"])),
+        password_hash=row["password_hash"],
+        created_at=_moment(row["created_at"]),
     )
 
 
 def _channel(row: sqlite3.Row) -> Channel:
     return Channel(
-        id=row["id"], kind=row["kind"], name=row["name"], settings=json.loads(row["settings"]),
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        settings=json.loads(row["settings"]),
         created_at=_moment(row["created_at"]),
     )
 
 
 def _outbox(row: sqlite3.Row) -> OutboxItem:
     return OutboxItem(
-        id=row["id"], message_id=row["message_id"], channel_id=row["channel_id"],
-        attempts=row["attempts"], next_attempt_at=_moment(row["next_attempt_at"]),
-        last_error=row["last_error"], created_at=_moment(row["created_at"]),
+        id=row["id"],
+        message_id=row["message_id"],
+        channel_id=row["channel_id"],
+        attempts=row["attempts"],
+        next_attempt_at=_moment(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        created_at=_moment(row["created_at"]),
     )
 
 

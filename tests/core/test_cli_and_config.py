@@ -19,8 +19,20 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 def test_add_commands_print_one_json_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = ["--data-dir", str(tmp_path)]
-    code, out, _ = _run(capsys, "operator", "add", "Anna@Example.com", "--name", "Анна", "--role", "supervisor",
-                        "--max-open", "4", *data, "--json")
+    code, out, _ = _run(
+        capsys,
+        "operator",
+        "add",
+        "Anna@Example.com",
+        "--name",
+        "Анна",
+        "--role",
+        "supervisor",
+        "--max-open",
+        "4",
+        *data,
+        "--json",
+    )
     assert code == 0
     operator = json.loads(out)
     assert set(operator) == {"id", "email", "role", "api_token", "password"}

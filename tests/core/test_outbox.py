@@ -28,8 +28,15 @@ def _reset_connector() -> None:
 
 def _dispatcher(service: InboxService, clock: ManualClock, session: aiohttp.ClientSession) -> OutboxDispatcher:
     hub = ConnectorHub(lambda: session, service.receive, overrides={"test": RecordingConnector})
-    return OutboxDispatcher(service.store, service.bus, hub.deliver, clock=clock, jitter=0.0,
-                            base_delay=timedelta(seconds=2), max_attempts=4)
+    return OutboxDispatcher(
+        service.store,
+        service.bus,
+        hub.deliver,
+        clock=clock,
+        jitter=0.0,
+        base_delay=timedelta(seconds=2),
+        max_attempts=4,
+    )
 
 
 async def test_reply_is_delivered_and_status_recorded(

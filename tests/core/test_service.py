@@ -8,7 +8,15 @@ from datetime import timedelta
 import pytest
 
 from inbox.clock import ManualClock
-from inbox.domain import Channel, ConversationStatus, DeliveryStatus, Direction, MessageKind, Operator, Priority
+from inbox.domain import (
+    Channel,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    MessageKind,
+    Operator,
+    Priority,
+)
 from inbox.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from inbox.events import ConversationCreated, ConversationUpdated, MessageCreated
 from inbox.service import InboxService

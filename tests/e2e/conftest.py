@@ -31,8 +31,12 @@ def cli_env(data_dir: Path, http_port: int | None = None) -> dict[str, str]:
 
 def run_cli(data_dir: Path, *args: str) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "inbox", *args, "--json"], env=cli_env(data_dir),
-        capture_output=True, text=True, timeout=60, check=True,
+        [sys.executable, "-m", "inbox", *args, "--json"],
+        env=cli_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(result.stdout)
 
@@ -48,8 +52,10 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "inbox", "serve"], env=cli_env(self.data_dir, self.port),
-                stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "inbox", "serve"],
+                env=cli_env(self.data_dir, self.port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

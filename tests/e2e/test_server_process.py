@@ -37,17 +37,23 @@ async def test_quick_start_flow(server: Server) -> None:
         assert pushed.status == 201
         conversation_id = (await pushed.json())["conversation_id"]
         for bearer in (token, operator["api_token"]):
-            listed = await (await http.get("/api/v1/conversations", headers={"Authorization": f"Bearer {bearer}"})).json()
+            listed = await (
+                await http.get("/api/v1/conversations", headers={"Authorization": f"Bearer {bearer}"})
+            ).json()
             assert [c["id"] for c in listed["items"]] == [conversation_id]
         reply = await http.post(
-            f"/api/v1/conversations/{conversation_id}/messages", json={"text": "Уже помогаем"},
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"text": "Уже помогаем"},
             headers={"Authorization": f"Bearer {operator['api_token']}"},
         )
         assert reply.status == 201
         message_id = (await reply.json())["id"]
-    listed = subprocess.run(
-        [sys.executable, "-m", "inbox", "channel", "list"], env=cli_env(server.data_dir),
-        capture_output=True, text=True, check=True,
+    listed = subprocess.run(  # noqa: ASYNC221 - a short CLI call in a test
+        [sys.executable, "-m", "inbox", "channel", "list"],
+        env=cli_env(server.data_dir),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert channel["id"] in listed and "Shop" in listed
     server.stop()
@@ -66,13 +72,17 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_message(server: Serv
     killed = asyncio.Event()
 
     async def post(http: aiohttp.ClientSession, index: int) -> None:
-        body = {"external_id": f"burst-{index}", "contact": {"external_id": f"c{index % 50}"}, "text": f"message {index}"}
+        body = {
+            "external_id": f"burst-{index}",
+            "contact": {"external_id": f"c{index % 50}"},
+            "text": f"message {index}",
+        }
         try:
             async with http.post("/api/v1/inbound", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
                 if response.status in (200, 201):
                     await response.read()
                     acknowledged.append(body["external_id"])
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             pass
         if len(acknowledged) >= 400 and not killed.is_set():
             killed.set()
@@ -100,7 +110,10 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_message(server: Serv
 
 def _channel_id(server: Server) -> str:
     listed = subprocess.run(
-        [sys.executable, "-m", "inbox", "channel", "list", "--json"], env=cli_env(server.data_dir),
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "inbox", "channel", "list", "--json"],
+        env=cli_env(server.data_dir),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return json.loads(listed.splitlines()[0])["id"]

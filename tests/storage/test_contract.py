@@ -36,17 +36,31 @@ def _contact(clock: ManualClock, name: str = "Ирина", *identities: Identity
 def _conversation(clock: ManualClock, channel: Channel, contact: Contact, **changes) -> Conversation:
     now = clock.now()
     conversation = Conversation(
-        id=new_id(), number=0, channel_id=channel.id, contact_id=contact.id, subject="Заказ №5",
-        created_at=now, updated_at=now, last_message_at=now, last_inbound_at=now, waiting_since=now,
+        id=new_id(),
+        number=0,
+        channel_id=channel.id,
+        contact_id=contact.id,
+        subject="Заказ №5",
+        created_at=now,
+        updated_at=now,
+        last_message_at=now,
+        last_inbound_at=now,
+        waiting_since=now,
     )
     return replace(conversation, **changes)
 
 
 def _message(clock: ManualClock, conversation: Conversation, text: str = "Где мой заказ?", **changes) -> Message:
     message = Message(
-        id=new_id(), conversation_id=conversation.id, channel_id=conversation.channel_id,
-        direction=Direction.IN, kind=MessageKind.MESSAGE, text=text, external_id=new_id(),
-        delivery_status=DeliveryStatus.RECEIVED, created_at=clock.now(),
+        id=new_id(),
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction=Direction.IN,
+        kind=MessageKind.MESSAGE,
+        text=text,
+        external_id=new_id(),
+        delivery_status=DeliveryStatus.RECEIVED,
+        created_at=clock.now(),
     )
     return replace(message, **changes)
 
@@ -61,7 +75,9 @@ async def _start(store: Store, clock: ManualClock, channel: Channel, **changes) 
 
 
 async def test_channel_round_trip_and_secret_lookup(store: Store, clock: ManualClock) -> None:
-    channel = Channel(id=new_id(), kind="api", name="Магазин", settings={"webhook_url": "http://x"}, created_at=clock.now())
+    channel = Channel(
+        id=new_id(), kind="api", name="Магазин", settings={"webhook_url": "http://x"}, created_at=clock.now()
+    )
     await store.create_channel(channel, secret_hash="abc")
     assert await store.get_channel(channel.id) == channel
     assert await store.channel_by_secret("abc") == channel
@@ -72,8 +88,15 @@ async def test_channel_round_trip_and_secret_lookup(store: Store, clock: ManualC
 
 
 async def test_operators_unique_email_and_token_lookup(store: Store, clock: ManualClock) -> None:
-    operator = Operator(id=new_id(), email="Anna@Example.com", name="Anna", role=Role.SUPERVISOR,
-                        max_open=3, teams=("billing",), created_at=clock.now())
+    operator = Operator(
+        id=new_id(),
+        email="Anna@Example.com",
+        name="Anna",
+        role=Role.SUPERVISOR,
+        max_open=3,
+        teams=("billing",),
+        created_at=clock.now(),
+    )
     await store.create_operator(operator, token_hash="t1")
     assert await store.operator_by_token("t1") == operator
     assert await store.operator_by_email("Anna@Example.com") == operator
@@ -135,8 +158,16 @@ async def test_duplicate_external_id_conflicts_and_stores_nothing(
 
 async def test_duplicate_idempotency_key_conflicts(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(clock, conversation, "Ответ", direction=Direction.OUT, external_id=None,
-                     author_id="op1", idempotency_key="key-1", delivery_status=DeliveryStatus.QUEUED)
+    reply = _message(
+        clock,
+        conversation,
+        "Ответ",
+        direction=Direction.OUT,
+        external_id=None,
+        author_id="op1",
+        idempotency_key="key-1",
+        delivery_status=DeliveryStatus.QUEUED,
+    )
     await store.append_message(conversation, reply, new_conversation=False)
     with pytest.raises(Conflict):
         await store.append_message(conversation, replace(reply, id=new_id()), new_conversation=False)
@@ -147,9 +178,20 @@ async def test_duplicate_idempotency_key_conflicts(store: Store, clock: ManualCl
 async def test_message_fields_round_trip(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
     message = _message(
-        clock, conversation, "see attached", html="<p>see <b>attached</b></p>",
-        attachments=(Attachment(filename="счёт.pdf", content_type="application/pdf", size=10, sha256="ab" * 32,
-                                inline=False, content_id=None),),
+        clock,
+        conversation,
+        "see attached",
+        html="<p>see <b>attached</b></p>",
+        attachments=(
+            Attachment(
+                filename="счёт.pdf",
+                content_type="application/pdf",
+                size=10,
+                sha256="ab" * 32,
+                inline=False,
+                content_id=None,
+            ),
+        ),
         extras={"auto_reply": True},
     )
     await store.append_message(conversation, message, new_conversation=False)
@@ -161,26 +203,54 @@ async def test_find_thread_matches_keys_contact_and_reopen_window(
 ) -> None:
     conversation, _ = await _start(store, clock, channel)
     since = clock.now() - timedelta(days=7)
-    found = await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
-                                    thread_keys=["zzz", "k1"], resolved_since=since)
+    found = await store.find_thread(
+        contact_id=conversation.contact_id, channel_id=channel.id, thread_keys=["zzz", "k1"], resolved_since=since
+    )
     assert found == conversation
-    assert await store.find_thread(contact_id="someone-else", channel_id=channel.id,
-                                   thread_keys=["k1"], resolved_since=since) is None
-    assert await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
-                                   thread_keys=[], resolved_since=since) is None
+    assert (
+        await store.find_thread(
+            contact_id="someone-else", channel_id=channel.id, thread_keys=["k1"], resolved_since=since
+        )
+        is None
+    )
+    assert (
+        await store.find_thread(
+            contact_id=conversation.contact_id, channel_id=channel.id, thread_keys=[], resolved_since=since
+        )
+        is None
+    )
     resolved = replace(conversation, status=ConversationStatus.RESOLVED, resolved_at=clock.now())
     await store.save_conversation(resolved)
-    assert await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
-                                   thread_keys=["k1"], resolved_since=since) == resolved
-    assert await store.find_thread(contact_id=conversation.contact_id, channel_id=channel.id,
-                                   thread_keys=["k1"], resolved_since=clock.now() + timedelta(seconds=1)) is None
+    assert (
+        await store.find_thread(
+            contact_id=conversation.contact_id, channel_id=channel.id, thread_keys=["k1"], resolved_since=since
+        )
+        == resolved
+    )
+    assert (
+        await store.find_thread(
+            contact_id=conversation.contact_id,
+            channel_id=channel.id,
+            thread_keys=["k1"],
+            resolved_since=clock.now() + timedelta(seconds=1),
+        )
+        is None
+    )
 
 
 async def test_list_conversations_filters(store: Store, clock: ManualClock, channel: Channel) -> None:
     a, _ = await _start(store, clock, channel)
     clock.advance(1)
-    b, _ = await _start(store, clock, channel, assignee_id="op-1", tags=("vip", "доставка"),
-                        status=ConversationStatus.PENDING, priority=Priority.HIGH, team_id="t1")
+    b, _ = await _start(
+        store,
+        clock,
+        channel,
+        assignee_id="op-1",
+        tags=("vip", "доставка"),
+        status=ConversationStatus.PENDING,
+        priority=Priority.HIGH,
+        team_id="t1",
+    )
     clock.advance(1)
     c, _ = await _start(store, clock, channel, status=ConversationStatus.RESOLVED, resolved_at=clock.now())
 
@@ -249,8 +319,14 @@ async def test_messages_are_listed_oldest_first_in_pages(store: Store, clock: Ma
 
 async def test_save_conversation_replaces_tags_and_fields(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel, tags=("a", "b"))
-    changed = replace(conversation, tags=("b", "c"), assignee_id="op", priority=Priority.URGENT,
-                      status=ConversationStatus.SNOOZED, snoozed_until=clock.now() + timedelta(hours=1))
+    changed = replace(
+        conversation,
+        tags=("b", "c"),
+        assignee_id="op",
+        priority=Priority.URGENT,
+        status=ConversationStatus.SNOOZED,
+        snoozed_until=clock.now() + timedelta(hours=1),
+    )
     await store.save_conversation(changed)
     assert await store.get_conversation(conversation.id) == changed
     page = await store.list_conversations(ConversationFilter(tag="a"), limit=5)
@@ -261,10 +337,12 @@ async def test_save_conversation_replaces_tags_and_fields(store: Store, clock: M
 
 async def test_outbox_claim_lease_retry_and_finish(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(clock, conversation, "Ответ", direction=Direction.OUT, external_id=None,
-                     delivery_status=DeliveryStatus.QUEUED)
-    job = OutboxItem(id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(),
-                     created_at=clock.now())
+    reply = _message(
+        clock, conversation, "Ответ", direction=Direction.OUT, external_id=None, delivery_status=DeliveryStatus.QUEUED
+    )
+    job = OutboxItem(
+        id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(), created_at=clock.now()
+    )
     await store.append_message(conversation, reply, new_conversation=False, outbox=job)
     assert await store.pending_outbox_count() == 1
     assert await store.next_outbox_due() == clock.now()
@@ -288,10 +366,12 @@ async def test_outbox_claim_lease_retry_and_finish(store: Store, clock: ManualCl
 
 async def test_expired_lease_is_claimable_again(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(clock, conversation, "x", direction=Direction.OUT, external_id=None,
-                     delivery_status=DeliveryStatus.QUEUED)
-    job = OutboxItem(id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(),
-                     created_at=clock.now())
+    reply = _message(
+        clock, conversation, "x", direction=Direction.OUT, external_id=None, delivery_status=DeliveryStatus.QUEUED
+    )
+    job = OutboxItem(
+        id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(), created_at=clock.now()
+    )
     await store.append_message(conversation, reply, new_conversation=False, outbox=job)
     await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=2), limit=1)
     clock.advance(timedelta(minutes=2))

@@ -33,7 +33,12 @@ class Api:
     async def push(self, external_id: str, text: str = "Hello", contact: str = "c1", **extra: Any) -> dict[str, Any]:
         response = await self.client.post(
             "/api/v1/inbound",
-            json={"external_id": external_id, "contact": {"external_id": contact, "name": "Ivan"}, "text": text, **extra},
+            json={
+                "external_id": external_id,
+                "contact": {"external_id": contact, "name": "Ivan"},
+                "text": text,
+                **extra,
+            },
             headers=self.auth(self.channel_key),
         )
         assert response.status in (200, 201), await response.text()
@@ -51,5 +56,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         operator = await add_operator(store, email="olga@example.com", name="Olga", password="x")
         api_channel = await add_channel(store, kind="api", name="Shop")
         assert api_channel.key
-        yield Api(client, inbox, admin.api_token, operator.api_token, operator.operator.id,
-                  api_channel.key, api_channel.channel.id)
+        yield Api(
+            client,
+            inbox,
+            admin.api_token,
+            operator.api_token,
+            operator.operator.id,
+            api_channel.key,
+            api_channel.channel.id,
+        )

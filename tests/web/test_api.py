@@ -25,7 +25,8 @@ async def test_inbound_then_list_reply_and_deliver(api: Api) -> None:
         assert key in item
 
     reply = await api.client.post(
-        f"/api/v1/conversations/{item['id']}/messages", json={"text": "Уже едет", "kind": "reply"},
+        f"/api/v1/conversations/{item['id']}/messages",
+        json={"text": "Уже едет", "kind": "reply"},
         headers=api.auth(api.operator_token),
     )
     assert reply.status == 201
@@ -38,14 +39,17 @@ async def test_inbound_then_list_reply_and_deliver(api: Api) -> None:
         await asyncio.sleep(0.02)
     assert stored.delivery_status.value == "sent"  # api channel without a webhook
 
-    detail = await (await api.client.get(f"/api/v1/conversations/{item['id']}", headers=api.auth(api.operator_token))).json()
+    detail = await (
+        await api.client.get(f"/api/v1/conversations/{item['id']}", headers=api.auth(api.operator_token))
+    ).json()
     assert [m["text"] for m in detail["messages"]["items"]] == ["Где мой заказ?", "Уже едет"]
 
 
 async def test_same_external_id_twice_is_one_message(api: Api) -> None:
     first = await api.push("dup-1")
     response = await api.client.post(
-        "/api/v1/inbound", json={"external_id": "dup-1", "contact": {"external_id": "c1"}, "text": "again"},
+        "/api/v1/inbound",
+        json={"external_id": "dup-1", "contact": {"external_id": "c1"}, "text": "again"},
         headers=api.auth(api.channel_key),
     )
     assert response.status == 200
@@ -59,22 +63,31 @@ async def test_idempotency_key_makes_retried_replies_single(api: Api) -> None:
     conversation_id = (await api.push("m1"))["conversation_id"]
     url = f"/api/v1/conversations/{conversation_id}/messages"
     headers = {**api.auth(api.operator_token), "Idempotency-Key": "click-1"}
-    responses = await asyncio.gather(*(api.client.post(url, json={"text": "Один раз"}, headers=headers) for _ in range(5)))
+    responses = await asyncio.gather(
+        *(api.client.post(url, json={"text": "Один раз"}, headers=headers) for _ in range(5))
+    )
     statuses = sorted(r.status for r in responses)
     assert statuses == [200, 200, 200, 200, 201]
     ids = {(await r.json())["id"] for r in responses}
     assert len(ids) == 1
-    assert await api.inbox.store.pending_outbox_count() + len(
-        [m for m in (await api.inbox.store.list_messages(conversation_id, limit=10)).items if m.direction == "out"]
-    ) >= 1
-    outbound = [m for m in (await api.inbox.store.list_messages(conversation_id, limit=10)).items if m.direction == "out"]
+    assert (
+        await api.inbox.store.pending_outbox_count()
+        + len(
+            [m for m in (await api.inbox.store.list_messages(conversation_id, limit=10)).items if m.direction == "out"]
+        )
+        >= 1
+    )
+    outbound = [
+        m for m in (await api.inbox.store.list_messages(conversation_id, limit=10)).items if m.direction == "out"
+    ]
     assert len(outbound) == 1
 
 
 async def test_note_and_patch_status_assignee_tags(api: Api) -> None:
     conversation_id = (await api.push("m1"))["conversation_id"]
     note = await api.client.post(
-        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "internal", "kind": "note"},
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={"text": "internal", "kind": "note"},
         headers=api.auth(api.operator_token),
     )
     assert note.status == 201 and (await note.json())["delivery"] is None
@@ -91,7 +104,8 @@ async def test_note_and_patch_status_assignee_tags(api: Api) -> None:
     )
     assert (await resolved.json())["status"] == "resolved"
     mine = await api.client.get(
-        "/api/v1/conversations", params={"assignee": "me", "status": "resolved", "tag": "доставка"},
+        "/api/v1/conversations",
+        params={"assignee": "me", "status": "resolved", "tag": "доставка"},
         headers=api.auth(api.operator_token),
     )
     assert [c["id"] for c in (await mine.json())["items"]] == [conversation_id]
@@ -101,13 +115,15 @@ async def test_operator_cannot_assign_others_but_admin_can(api: Api) -> None:
     conversation_id = (await api.push("m1"))["conversation_id"]
     admin = await (await api.client.get("/api/v1/me", headers=api.auth(api.admin_token))).json()
     refused = await api.client.patch(
-        f"/api/v1/conversations/{conversation_id}", json={"assignee_id": admin["id"]},
+        f"/api/v1/conversations/{conversation_id}",
+        json={"assignee_id": admin["id"]},
         headers=api.auth(api.operator_token),
     )
     assert refused.status == 403
     assert (await refused.json())["error"]["code"] == "forbidden"
     allowed = await api.client.patch(
-        f"/api/v1/conversations/{conversation_id}", json={"assignee_id": api.operator_id},
+        f"/api/v1/conversations/{conversation_id}",
+        json={"assignee_id": api.operator_id},
         headers=api.auth(api.admin_token),
     )
     assert allowed.status == 200
@@ -122,17 +138,24 @@ async def test_channels_list_needs_admin(api: Api) -> None:
 async def test_contacts_create_list_get(api: Api) -> None:
     created = await api.client.post(
         "/api/v1/contacts",
-        json={"name": "Анна", "email": "anna@example.ru", "identities": [{"channel_kind": "telegram", "external_id": "77"}]},
+        json={
+            "name": "Анна",
+            "email": "anna@example.ru",
+            "identities": [{"channel_kind": "telegram", "external_id": "77"}],
+        },
         headers=api.auth(api.operator_token),
     )
     assert created.status == 201
     contact = await created.json()
     again = await api.client.post(
-        "/api/v1/contacts", json={"name": "X", "identities": [{"channel_kind": "telegram", "external_id": "77"}]},
+        "/api/v1/contacts",
+        json={"name": "X", "identities": [{"channel_kind": "telegram", "external_id": "77"}]},
         headers=api.auth(api.operator_token),
     )
     assert again.status == 409
-    found = await (await api.client.get("/api/v1/contacts", params={"q": "Анн"}, headers=api.auth(api.operator_token))).json()
+    found = await (
+        await api.client.get("/api/v1/contacts", params={"q": "Анн"}, headers=api.auth(api.operator_token))
+    ).json()
     assert [c["id"] for c in found["items"]] == [contact["id"]]
     one = await api.client.get(f"/api/v1/contacts/{contact['id']}", headers=api.auth(api.operator_token))
     assert (await one.json())["identities"] == [{"channel_kind": "telegram", "external_id": "77"}]
@@ -144,7 +167,9 @@ async def test_cursor_pagination_over_http(api: Api) -> None:
     seen, cursor = [], None
     while True:
         params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        page = await (await api.client.get("/api/v1/conversations", params=params, headers=api.auth(api.operator_token))).json()
+        page = await (
+            await api.client.get("/api/v1/conversations", params=params, headers=api.auth(api.operator_token))
+        ).json()
         seen += [c["id"] for c in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -167,19 +192,44 @@ async def _nothing_stored(api: Api) -> None:
 async def test_bad_input_is_refused_with_json_errors_and_nothing_stored(api: Api) -> None:
     key = api.auth(api.channel_key)
     post = api.client.post
-    assert await _error(await post("/api/v1/inbound", data=b"{not json", headers={**key, "Content-Type": "application/json"})) == (400, "invalid_json")
-    assert await _error(await post("/api/v1/inbound", data=b"x=1", headers={**key, "Content-Type": "application/x-www-form-urlencoded"})) == (415, "unsupported_media_type")
+    assert await _error(
+        await post("/api/v1/inbound", data=b"{not json", headers={**key, "Content-Type": "application/json"})
+    ) == (400, "invalid_json")
+    assert await _error(
+        await post("/api/v1/inbound", data=b"x=1", headers={**key, "Content-Type": "application/x-www-form-urlencoded"})
+    ) == (415, "unsupported_media_type")
     valid = {"external_id": "e1", "contact": {"external_id": "c1"}, "text": "hi"}
-    assert await _error(await post("/api/v1/inbound", json={**valid, "admin": True}, headers=key)) == (422, "validation_failed")
-    assert await _error(await post("/api/v1/inbound", json={**valid, "text": 5}, headers=key)) == (422, "validation_failed")
-    assert await _error(await post("/api/v1/inbound", json={**valid, "external_id": {"$ne": None}}, headers=key)) == (422, "validation_failed")
-    assert await _error(await post("/api/v1/inbound", json={**valid, "contact": {"external_id": {"$gt": ""}}}, headers=key)) == (422, "validation_failed")
+    assert await _error(await post("/api/v1/inbound", json={**valid, "admin": True}, headers=key)) == (
+        422,
+        "validation_failed",
+    )
+    assert await _error(await post("/api/v1/inbound", json={**valid, "text": 5}, headers=key)) == (
+        422,
+        "validation_failed",
+    )
+    assert await _error(await post("/api/v1/inbound", json={**valid, "external_id": {"$ne": None}}, headers=key)) == (
+        422,
+        "validation_failed",
+    )
+    assert await _error(
+        await post("/api/v1/inbound", json={**valid, "contact": {"external_id": {"$gt": ""}}}, headers=key)
+    ) == (422, "validation_failed")
     assert await _error(await post("/api/v1/inbound", json=[valid], headers=key)) == (422, "validation_failed")
     huge = {**valid, "text": "я" * 70_000}  # over the 64 KiB limit of this test instance
-    assert await _error(await post("/api/v1/inbound", data=json.dumps(huge).encode(), headers={**key, "Content-Type": "application/json"})) == (413, "too_large")
+    assert await _error(
+        await post(
+            "/api/v1/inbound", data=json.dumps(huge).encode(), headers={**key, "Content-Type": "application/json"}
+        )
+    ) == (413, "too_large")
     assert await _error(await post("/api/v1/inbound", json=valid)) == (401, "unauthorized")
-    assert await _error(await post("/api/v1/inbound", json=valid, headers=api.auth("ch_wrong"))) == (401, "unauthorized")
-    assert await _error(await post("/api/v1/inbound", json=valid, headers=api.auth(api.operator_token))) == (401, "unauthorized")
+    assert await _error(await post("/api/v1/inbound", json=valid, headers=api.auth("ch_wrong"))) == (
+        401,
+        "unauthorized",
+    )
+    assert await _error(await post("/api/v1/inbound", json=valid, headers=api.auth(api.operator_token))) == (
+        401,
+        "unauthorized",
+    )
     await _nothing_stored(api)
     assert (await api.client.get("/healthz")).status == 200  # still serving
 
@@ -204,16 +254,28 @@ async def test_filter_values_that_look_like_operators_are_refused(api: Api) -> N
 
 async def test_wrong_token_and_missing_things(api: Api) -> None:
     assert await _error(await api.client.get("/api/v1/conversations")) == (401, "unauthorized")
-    assert await _error(await api.client.get("/api/v1/conversations", headers=api.auth(api.channel_key))) == (401, "unauthorized")
+    assert await _error(await api.client.get("/api/v1/conversations", headers=api.auth(api.channel_key))) == (
+        401,
+        "unauthorized",
+    )
     headers = api.auth(api.operator_token)
-    assert await _error(await api.client.get("/api/v1/conversations/" + "0" * 26, headers=headers)) == (404, "not_found")
+    assert await _error(await api.client.get("/api/v1/conversations/" + "0" * 26, headers=headers)) == (
+        404,
+        "not_found",
+    )
     assert await _error(await api.client.get("/api/v1/nothing-here", headers=headers)) == (404, "not_found")
-    assert await _error(await api.client.delete("/api/v1/conversations", headers=headers)) == (405, "method_not_allowed")
+    assert await _error(await api.client.delete("/api/v1/conversations", headers=headers)) == (
+        405,
+        "method_not_allowed",
+    )
     conversation_id = (await api.push("m1"))["conversation_id"]
-    bad_status = await api.client.patch(f"/api/v1/conversations/{conversation_id}", json={"status": "closed"}, headers=headers)
+    bad_status = await api.client.patch(
+        f"/api/v1/conversations/{conversation_id}", json={"status": "closed"}, headers=headers
+    )
     assert await _error(bad_status) == (422, "validation_failed")
     past = await api.client.patch(
-        f"/api/v1/conversations/{conversation_id}", json={"status": "snoozed", "snoozed_until": "2000-01-01T00:00:00Z"},
+        f"/api/v1/conversations/{conversation_id}",
+        json={"status": "snoozed", "snoozed_until": "2000-01-01T00:00:00Z"},
         headers=headers,
     )
     assert await _error(past) == (422, "invalid")

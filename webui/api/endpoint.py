@@ -132,6 +132,4 @@ def _details(exc: PydanticValidationError) -> list[dict[str, Any]]:
 
 
 def json_response(model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=model.model_dump_json(), status=status, content_type="application/json", headers=headers
-    )
+    return web.Response(body=model.model_dump_json(), status=status, content_type="application/json", headers=headers)

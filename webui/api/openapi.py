@@ -78,7 +78,7 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str, server_url:
         "info": {
             "title": "Inbox API",
             "version": version,
-            "description": "Omnichannel helpdesk inbox. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+            "description": 'Omnichannel helpdesk inbox. Errors are `{"error": {"code", "message"}}`.',
         },
         "paths": paths,
         "components": {

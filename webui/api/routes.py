@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from connectors.api import inbound_message
-from inbox.domain import Identity, MessageKind, Role
+from inbox.domain import Identity, Role
 from inbox.service import UNCHANGED
-from storage.base import UNASSIGNED, ConversationFilter
+from storage.base import ConversationFilter
 from webui.api import schemas as s
 from webui.api.endpoint import Call, Endpoint, Header, json_response
 from webui.keys import SERVICE
@@ -43,7 +43,10 @@ async def list_conversations(request: web.Request, call: Call) -> web.Response:
     assignee = call.actor.id if query.assignee == "me" else query.assignee
     page = await service.store.list_conversations(
         ConversationFilter(
-            status=query.status, assignee_id=assignee, channel_id=query.channel, tag=query.tag,
+            status=query.status,
+            assignee_id=assignee,
+            channel_id=query.channel,
+            tag=query.tag,
             text=query.q,
         ),
         limit=query.limit,
@@ -108,9 +111,7 @@ async def list_messages(request: web.Request, call: Call) -> web.Response:
     store = request.app[SERVICE].store
     conversation = await store.get_conversation(request.match_info["id"])
     page = await store.list_messages(conversation.id, limit=query.limit, cursor=query.cursor)
-    return json_response(
-        s.MessagePage(items=[s.MessageOut.of(m) for m in page.items], next_cursor=page.next_cursor)
-    )
+    return json_response(s.MessagePage(items=[s.MessageOut.of(m) for m in page.items], next_cursor=page.next_cursor))
 
 
 async def post_message(request: web.Request, call: Call) -> web.Response:
@@ -130,9 +131,7 @@ async def post_message(request: web.Request, call: Call) -> web.Response:
 async def list_contacts(request: web.Request, call: Call) -> web.Response:
     query: s.ContactsQuery = call.query
     page = await request.app[SERVICE].store.list_contacts(limit=query.limit, cursor=query.cursor, text=query.q)
-    return json_response(
-        s.ContactPage(items=[s.ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor)
-    )
+    return json_response(s.ContactPage(items=[s.ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor))
 
 
 async def create_contact(request: web.Request, call: Call) -> web.Response:
@@ -186,70 +185,114 @@ _NOT_FOUND = {404: ("no such object", s.ErrorOut)}
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
-        method="POST", path="/api/v1/inbound", handler=post_inbound, tag="inbound", auth="channel",
+        method="POST",
+        path="/api/v1/inbound",
+        handler=post_inbound,
+        tag="inbound",
+        auth="channel",
         summary="Push a customer message in through an api channel (idempotent by external_id)",
         body=s.InboundIn,
         responses={201: ("stored", s.InboundOut), 200: ("already stored: a duplicate", s.InboundOut), **_WRITE},
     ),
     Endpoint(
-        method="GET", path="/api/v1/conversations", handler=list_conversations, tag="conversations",
-        summary="List conversations, newest activity first, keyset-paged", query=s.ConversationsQuery,
+        method="GET",
+        path="/api/v1/conversations",
+        handler=list_conversations,
+        tag="conversations",
+        summary="List conversations, newest activity first, keyset-paged",
+        query=s.ConversationsQuery,
         responses={200: ("a page of conversations", s.ConversationPage), **_READ},
     ),
     Endpoint(
-        method="GET", path="/api/v1/conversations/{id}", handler=get_conversation, tag="conversations",
+        method="GET",
+        path="/api/v1/conversations/{id}",
+        handler=get_conversation,
+        tag="conversations",
         summary="One conversation with its first page of messages",
         responses={200: ("the conversation", s.ConversationDetail), **_READ, **_NOT_FOUND},
     ),
     Endpoint(
-        method="PATCH", path="/api/v1/conversations/{id}", handler=patch_conversation, tag="conversations",
-        summary="Change status, assignee, priority, tags or snooze", body=s.ConversationPatch,
+        method="PATCH",
+        path="/api/v1/conversations/{id}",
+        handler=patch_conversation,
+        tag="conversations",
+        summary="Change status, assignee, priority, tags or snooze",
+        body=s.ConversationPatch,
         responses={200: ("the updated conversation", s.ConversationOut), **_WRITE, **_NOT_FOUND},
     ),
     Endpoint(
-        method="GET", path="/api/v1/conversations/{id}/messages", handler=list_messages,
-        tag="conversations", summary="Messages of a conversation, oldest first, keyset-paged",
+        method="GET",
+        path="/api/v1/conversations/{id}/messages",
+        handler=list_messages,
+        tag="conversations",
+        summary="Messages of a conversation, oldest first, keyset-paged",
         query=s.PageQuery,
         responses={200: ("a page of messages", s.MessagePage), **_READ, **_NOT_FOUND},
     ),
     Endpoint(
-        method="POST", path="/api/v1/conversations/{id}/messages", handler=post_message,
-        tag="conversations", summary="Reply to the customer or add a private note",
-        body=s.MessageIn, headers=(_IDEMPOTENCY_KEY,),
+        method="POST",
+        path="/api/v1/conversations/{id}/messages",
+        handler=post_message,
+        tag="conversations",
+        summary="Reply to the customer or add a private note",
+        body=s.MessageIn,
+        headers=(_IDEMPOTENCY_KEY,),
         responses={
             201: ("stored (a reply is queued for delivery)", s.MessageOut),
             200: ("replayed: this Idempotency-Key was used before", s.MessageOut),
             409: ("the Idempotency-Key was used for another conversation", s.ErrorOut),
-            **_WRITE, **_NOT_FOUND,
+            **_WRITE,
+            **_NOT_FOUND,
         },
     ),
     Endpoint(
-        method="GET", path="/api/v1/contacts", handler=list_contacts, tag="contacts",
-        summary="List contacts, newest first, keyset-paged", query=s.ContactsQuery,
+        method="GET",
+        path="/api/v1/contacts",
+        handler=list_contacts,
+        tag="contacts",
+        summary="List contacts, newest first, keyset-paged",
+        query=s.ContactsQuery,
         responses={200: ("a page of contacts", s.ContactPage), **_READ},
     ),
     Endpoint(
-        method="POST", path="/api/v1/contacts", handler=create_contact, tag="contacts",
-        summary="Create a contact", body=s.ContactIn,
+        method="POST",
+        path="/api/v1/contacts",
+        handler=create_contact,
+        tag="contacts",
+        summary="Create a contact",
+        body=s.ContactIn,
         responses={201: ("created", s.ContactOut), 409: ("an identity is taken", s.ErrorOut), **_WRITE},
     ),
     Endpoint(
-        method="GET", path="/api/v1/contacts/{id}", handler=get_contact, tag="contacts",
+        method="GET",
+        path="/api/v1/contacts/{id}",
+        handler=get_contact,
+        tag="contacts",
         summary="One contact with its identities",
         responses={200: ("the contact", s.ContactOut), **_READ, **_NOT_FOUND},
     ),
     Endpoint(
-        method="GET", path="/api/v1/operators", handler=list_operators, tag="operators",
+        method="GET",
+        path="/api/v1/operators",
+        handler=list_operators,
+        tag="operators",
         summary="List operators",
         responses={200: ("all operators", s.OperatorList), **_READ},
     ),
     Endpoint(
-        method="GET", path="/api/v1/me", handler=get_me, tag="operators",
+        method="GET",
+        path="/api/v1/me",
+        handler=get_me,
+        tag="operators",
         summary="The operator the token belongs to",
         responses={200: ("the caller", s.OperatorOut), **_READ},
     ),
     Endpoint(
-        method="GET", path="/api/v1/channels", handler=list_channels, tag="channels", role=Role.ADMIN,
+        method="GET",
+        path="/api/v1/channels",
+        handler=list_channels,
+        tag="channels",
+        role=Role.ADMIN,
         summary="List channels (admins)",
         responses={200: ("all channels", s.ChannelList), **_errors(400, 401, 403)},
     ),

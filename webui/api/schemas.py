@@ -169,13 +169,24 @@ class ConversationOut(BaseModel):
     def of(cls, conversation: Conversation, contact_name: str | None) -> ConversationOut:
         c = conversation
         return cls(
-            id=c.id, number=c.number, channel_id=c.channel_id,
-            contact=ContactRef(id=c.contact_id, name=contact_name), subject=c.subject,
-            status=c.status, priority=c.priority, assignee_id=c.assignee_id, team_id=c.team_id,
-            tags=list(c.tags), created_at=c.created_at, updated_at=c.updated_at,
-            last_message_at=c.last_message_at, last_inbound_at=c.last_inbound_at,
-            first_response_at=c.first_response_at, waiting_since=c.waiting_since,
-            snoozed_until=c.snoozed_until, resolved_at=c.resolved_at,
+            id=c.id,
+            number=c.number,
+            channel_id=c.channel_id,
+            contact=ContactRef(id=c.contact_id, name=contact_name),
+            subject=c.subject,
+            status=c.status,
+            priority=c.priority,
+            assignee_id=c.assignee_id,
+            team_id=c.team_id,
+            tags=list(c.tags),
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+            last_message_at=c.last_message_at,
+            last_inbound_at=c.last_inbound_at,
+            first_response_at=c.first_response_at,
+            waiting_since=c.waiting_since,
+            snoozed_until=c.snoozed_until,
+            resolved_at=c.resolved_at,
         )
 
 
@@ -195,8 +206,12 @@ class AttachmentOut(BaseModel):
     @classmethod
     def of(cls, a: Attachment) -> AttachmentOut:
         return cls(
-            filename=a.filename, content_type=a.content_type, size=a.size, sha256=a.sha256,
-            inline=a.inline, content_id=a.content_id,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            sha256=a.sha256,
+            inline=a.inline,
+            content_id=a.content_id,
         )
 
 
@@ -222,9 +237,16 @@ class MessageOut(BaseModel):
     @classmethod
     def of(cls, m: Message) -> MessageOut:
         return cls(
-            id=m.id, conversation_id=m.conversation_id, channel_id=m.channel_id,
-            direction=m.direction, kind=m.kind, text=m.text, html=m.html, author_id=m.author_id,
-            attachments=[AttachmentOut.of(a) for a in m.attachments], external_id=m.external_id,
+            id=m.id,
+            conversation_id=m.conversation_id,
+            channel_id=m.channel_id,
+            direction=m.direction,
+            kind=m.kind,
+            text=m.text,
+            html=m.html,
+            author_id=m.author_id,
+            attachments=[AttachmentOut.of(a) for a in m.attachments],
+            external_id=m.external_id,
             delivery=DeliveryOut(status=m.delivery_status, error=m.delivery_error)
             if m.delivery_status is not None
             else None,
@@ -258,9 +280,13 @@ class ContactOut(BaseModel):
     @classmethod
     def of(cls, c: Contact) -> ContactOut:
         return cls(
-            id=c.id, name=c.name, email=c.email, phone=c.phone,
+            id=c.id,
+            name=c.name,
+            email=c.email,
+            phone=c.phone,
             identities=[IdentityOut(channel_kind=i.channel_kind, external_id=i.external_id) for i in c.identities],
-            attributes=dict(c.attributes), created_at=c.created_at,
+            attributes=dict(c.attributes),
+            created_at=c.created_at,
         )
 
 
@@ -282,8 +308,14 @@ class OperatorOut(BaseModel):
     @classmethod
     def of(cls, o: Operator) -> OperatorOut:
         return cls(
-            id=o.id, email=o.email, name=o.name, role=o.role, presence=o.presence,
-            focus_mode=o.focus_mode, max_open=o.max_open, teams=list(o.teams),
+            id=o.id,
+            email=o.email,
+            name=o.name,
+            role=o.role,
+            presence=o.presence,
+            focus_mode=o.focus_mode,
+            max_open=o.max_open,
+            teams=list(o.teams),
         )
 
 
