@@ -45,8 +45,21 @@ from storage.mongo.search import MAX_TERM_LENGTH, contains_pattern, search_terms
 
 T0 = datetime(2026, 1, 5, 9, 0, 0, 123457, tzinfo=UTC)
 
-OUR_OPERATORS = {"$and", "$or", "$in", "$nin", "$lt", "$lte", "$gt", "$gte", "$ne", "$eq", "$type", "$regex",
-                 "$options"}
+OUR_OPERATORS = {
+    "$and",
+    "$or",
+    "$in",
+    "$nin",
+    "$lt",
+    "$lte",
+    "$gt",
+    "$gte",
+    "$ne",
+    "$eq",
+    "$type",
+    "$regex",
+    "$options",
+}
 
 
 def _operator_keys(value: Any) -> set[str]:
@@ -65,24 +78,53 @@ def _operator_keys(value: Any) -> set[str]:
 
 def _conversation(**changes: Any) -> Conversation:
     conversation = Conversation(
-        id="c1", number=1001, channel_id="ch", contact_id="ct", subject="Заказ №5",
-        status=ConversationStatus.SNOOZED, priority=Priority.URGENT, assignee_id="op", team_id="t",
-        tags=("vip", "доставка"), created_at=T0, updated_at=T0 + timedelta(microseconds=1),
-        last_message_at=T0 + timedelta(seconds=2), last_inbound_at=T0 + timedelta(seconds=1),
-        first_response_at=T0 + timedelta(seconds=3), waiting_since=T0 + timedelta(microseconds=999_999),
-        snoozed_until=T0 + timedelta(days=1), resolved_at=None,
+        id="c1",
+        number=1001,
+        channel_id="ch",
+        contact_id="ct",
+        subject="Заказ №5",
+        status=ConversationStatus.SNOOZED,
+        priority=Priority.URGENT,
+        assignee_id="op",
+        team_id="t",
+        tags=("vip", "доставка"),
+        created_at=T0,
+        updated_at=T0 + timedelta(microseconds=1),
+        last_message_at=T0 + timedelta(seconds=2),
+        last_inbound_at=T0 + timedelta(seconds=1),
+        first_response_at=T0 + timedelta(seconds=3),
+        waiting_since=T0 + timedelta(microseconds=999_999),
+        snoozed_until=T0 + timedelta(days=1),
+        resolved_at=None,
     )
     return replace(conversation, **changes)
 
 
 def _message(**changes: Any) -> Message:
     message = Message(
-        id="m1", conversation_id="c1", channel_id="ch", direction=Direction.OUT, kind=MessageKind.MESSAGE,
-        text="Посылка ПОВРЕЖДЕНА", html="<p>x</p>", author_id="op",
-        attachments=(Attachment(filename="счёт.pdf", content_type="application/pdf", size=10, sha256="ab" * 32,
-                                inline=True, content_id="cid-1"),),
-        external_id=None, idempotency_key="k1", delivery_status=DeliveryStatus.QUEUED,
-        extras={"b": [1, 2], "a": {"nested": True}}, created_at=T0,
+        id="m1",
+        conversation_id="c1",
+        channel_id="ch",
+        direction=Direction.OUT,
+        kind=MessageKind.MESSAGE,
+        text="Посылка ПОВРЕЖДЕНА",
+        html="<p>x</p>",
+        author_id="op",
+        attachments=(
+            Attachment(
+                filename="счёт.pdf",
+                content_type="application/pdf",
+                size=10,
+                sha256="ab" * 32,
+                inline=True,
+                content_id="cid-1",
+            ),
+        ),
+        external_id=None,
+        idempotency_key="k1",
+        delivery_status=DeliveryStatus.QUEUED,
+        extras={"b": [1, 2], "a": {"nested": True}},
+        created_at=T0,
     )
     return replace(message, **changes)
 
@@ -121,17 +163,20 @@ def test_filters_combine() -> None:
 
 
 def test_cursor_continues_newest_first_after_the_last_item() -> None:
-    query = q.conversation_filter(ConversationFilter(status=ConversationStatus.OPEN), Cursor(1_700_000, "01abc"))
+    where = ConversationFilter(status=ConversationStatus.OPEN)
+    query = q.conversation_filter(where, Cursor(1_700_000, "01abc"))
     assert query == {
         "status": "open",
-        "$and": [{"$or": [{"last_message_at": {"$lt": 1_700_000}},
-                          {"last_message_at": 1_700_000, "_id": {"$lt": "01abc"}}]}],
+        "$and": [
+            {"$or": [{"last_message_at": {"$lt": 1_700_000}}, {"last_message_at": 1_700_000, "_id": {"$lt": "01abc"}}]}
+        ],
     }
 
 
 def test_cursor_decoded_from_its_text_gives_the_same_condition() -> None:
     position = Cursor(docs.micros(T0), "01xyz")
-    assert q.after(Cursor.decode(position.encode()), "f", descending=True) == q.after(position, "f", descending=True)
+    decoded = Cursor.decode(position.encode())
+    assert q.after(decoded, "f", descending=True) == q.after(position, "f", descending=True)
 
 
 def test_cursor_sort_value_is_sent_as_an_integer() -> None:
@@ -152,11 +197,17 @@ def test_messages_continue_oldest_first() -> None:
 
 @pytest.mark.parametrize("hostile", ["$ne", "$where", "$gt", "$regex"])
 def test_dollar_strings_stay_plain_values(hostile: str) -> None:
-    where = ConversationFilter(tag=hostile, assignee_id=hostile, channel_id=hostile, team_id=hostile,
-                               contact_id=hostile)
+    where = ConversationFilter(
+        tag=hostile, assignee_id=hostile, channel_id=hostile, team_id=hostile, contact_id=hostile
+    )
     query = q.conversation_filter(where)
-    assert query == {"tags": hostile, "assignee_id": hostile, "channel_id": hostile, "team_id": hostile,
-                     "contact_id": hostile}
+    assert query == {
+        "tags": hostile,
+        "assignee_id": hostile,
+        "channel_id": hostile,
+        "team_id": hostile,
+        "contact_id": hostile,
+    }
     assert not any(key.startswith("$") for key in query)
 
 
@@ -183,15 +234,20 @@ def test_text_needs_the_hits_looked_up_first() -> None:
 
 
 def test_text_matches_a_message_a_contact_name_or_the_subject() -> None:
-    query = q.conversation_filter(ConversationFilter(text="Заказ", status=ConversationStatus.OPEN), None,
-                                  q.TextHits(["c1", "c2"], ["ct9"]))
+    query = q.conversation_filter(
+        ConversationFilter(text="Заказ", status=ConversationStatus.OPEN), None, q.TextHits(["c1", "c2"], ["ct9"])
+    )
     assert query == {
         "status": "open",
-        "$and": [{"$or": [
-            {"_id": {"$in": ["c1", "c2"]}},
-            {"contact_id": {"$in": ["ct9"]}},
-            {"subject_terms": {"$regex": "^заказ"}},
-        ]}],
+        "$and": [
+            {
+                "$or": [
+                    {"_id": {"$in": ["c1", "c2"]}},
+                    {"contact_id": {"$in": ["ct9"]}},
+                    {"subject_terms": {"$regex": "^заказ"}},
+                ]
+            }
+        ],
     }
 
 
@@ -245,7 +301,8 @@ def test_thread_filter_wants_a_shared_key_and_an_open_or_recent_conversation() -
 def test_lookups_by_unique_strings_never_match_a_missing_value() -> None:
     assert q.external_id_filter("ch", "e1") == {"channel_id": "ch", "external_id": {"$eq": "e1", "$type": "string"}}
     assert q.idempotency_filter("op", "k") == {
-        "author_id": {"$eq": "op", "$type": "string"}, "idempotency_key": {"$eq": "k", "$type": "string"}
+        "author_id": {"$eq": "op", "$type": "string"},
+        "idempotency_key": {"$eq": "k", "$type": "string"},
     }
     assert q.secret_filter(None) == {"secret_hash": {"$eq": None, "$type": "string"}}  # type: ignore[arg-type]
     assert q.token_filter("t") == {"token_hash": {"$eq": "t", "$type": "string"}}
@@ -253,8 +310,13 @@ def test_lookups_by_unique_strings_never_match_a_missing_value() -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("Anna@Example.com", "anna@example.com"), ("ÄNNA@x.de", "änna@x.de"), ("Ivan@X.RU", "ivan@x.ru"),
-     ("ИРИНА@x.ru", "ирина@x.ru"), ("a@b", "a@c")],
+    [
+        ("Anna@Example.com", "anna@example.com"),
+        ("ÄNNA@x.de", "änna@x.de"),
+        ("Ivan@X.RU", "ivan@x.ru"),
+        ("ИРИНА@x.ru", "ирина@x.ru"),
+        ("a@b", "a@c"),
+    ],
 )
 def test_emails_are_the_same_exactly_when_sqlite_nocase_says_so(a: str, b: str) -> None:
     (same,) = sqlite3.connect(":memory:").execute("SELECT ? = ? COLLATE NOCASE", (a, b)).fetchone()
@@ -284,8 +346,11 @@ def test_finish_merges_the_remote_id_into_the_extras_like_json_set() -> None:
     document.update(q.finish_update(DeliveryStatus.DELIVERED, None, "remote-9")["$set"])
     finished = docs.message_from_document(document)
     assert finished.delivery_status is DeliveryStatus.DELIVERED and finished.delivery_error is None
-    assert list(finished.extras.items()) == [("b", [1, 2]), ("a", {"nested": True}),
-                                             ("delivery_external_id", "remote-9")]
+    assert list(finished.extras.items()) == [
+        ("b", [1, 2]),
+        ("a", {"nested": True}),
+        ("delivery_external_id", "remote-9"),
+    ]
     failed = docs.message_document(_message(extras={"delivery_external_id": "old"}))
     failed.update(q.finish_update(DeliveryStatus.FAILED, "bounced", None)["$set"])
     assert docs.message_from_document(failed).extras == {"delivery_external_id": None}
@@ -295,8 +360,11 @@ def test_finish_merges_the_remote_id_into_the_extras_like_json_set() -> None:
 
 
 def test_timestamps_survive_to_the_microsecond_in_any_zone() -> None:
-    for moment in (T0, datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
-                   datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=3)))):
+    for moment in (
+        T0,
+        datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=3))),
+    ):
         stored = docs.micros(moment)
         assert type(stored) is int and docs.moment(stored) == moment
         assert docs.moment(stored).tzinfo is UTC
@@ -313,7 +381,8 @@ def test_conversation_round_trip() -> None:
     assert docs.conversation_from_document(document) == conversation
     resolved = _conversation(status=ConversationStatus.RESOLVED, resolved_at=T0, subject=None, tags=())
     back = docs.conversation_from_document(docs.conversation_document(resolved))
-    assert back == resolved and back.status is ConversationStatus.RESOLVED and back.priority is Priority.URGENT
+    assert back == resolved
+    assert back.status is ConversationStatus.RESOLVED and back.priority is Priority.URGENT
 
 
 def test_conversation_update_writes_state_and_adds_thread_keys_at_once() -> None:
@@ -340,15 +409,24 @@ def test_message_round_trip() -> None:
 
 def test_contact_round_trip_orders_identities_and_omits_none() -> None:
     contact = Contact(
-        id="ct", name="Пётр", email="p@x.ru", phone="+7", created_at=T0, attributes={"$where": 1, "a.b": [2]},
-        identities=(Identity(channel_kind="telegram", external_id="42"),
-                    Identity(channel_kind="email", external_id="p@x.ru")),
+        id="ct",
+        name="Пётр",
+        email="p@x.ru",
+        phone="+7",
+        created_at=T0,
+        attributes={"$where": 1, "a.b": [2]},
+        identities=(
+            Identity(channel_kind="telegram", external_id="42"),
+            Identity(channel_kind="email", external_id="p@x.ru"),
+        ),
     )
     document = docs.contact_document(contact)
     assert isinstance(document["attributes"], str)
     back = docs.contact_from_document(document)
-    assert back.identities == (Identity(channel_kind="email", external_id="p@x.ru"),
-                               Identity(channel_kind="telegram", external_id="42"))
+    assert back.identities == (
+        Identity(channel_kind="email", external_id="p@x.ru"),
+        Identity(channel_kind="telegram", external_id="42"),
+    )
     assert back == replace(contact, identities=back.identities)
     lonely = Contact(id="c2", name=None, created_at=T0)
     assert "identities" not in docs.contact_document(lonely)  # the unique index is partial on $exists
@@ -363,9 +441,18 @@ def test_identity_keys_cannot_collide_through_a_separator() -> None:
 
 
 def test_operator_round_trip() -> None:
-    operator = Operator(id="op", email="Anna@Example.com", name="Anna", role=Role.SUPERVISOR,
-                        presence=Presence.AWAY, focus_mode=True, max_open=3, teams=("billing",),
-                        password_hash="$argon2id$v=19$x", created_at=T0)
+    operator = Operator(
+        id="op",
+        email="Anna@Example.com",
+        name="Anna",
+        role=Role.SUPERVISOR,
+        presence=Presence.AWAY,
+        focus_mode=True,
+        max_open=3,
+        teams=("billing",),
+        password_hash="$argon2id$v=19$x",
+        created_at=T0,
+    )
     document = docs.operator_document(operator, "tok")
     assert document["email_key"] == "anna@example.com" and document["token_hash"] == "tok"
     back = docs.operator_from_document(document)
@@ -375,16 +462,24 @@ def test_operator_round_trip() -> None:
 
 
 def test_channel_round_trip() -> None:
-    channel = Channel(id="ch", kind="api", name="Магазин", settings={"$set": {"a.b": 1}, "url": "http://x"},
-                      created_at=T0)
+    channel = Channel(
+        id="ch", kind="api", name="Магазин", settings={"$set": {"a.b": 1}, "url": "http://x"}, created_at=T0
+    )
     document = docs.channel_document(channel, None)
     assert isinstance(document["settings"], str) and document["secret_hash"] is None
     assert docs.channel_from_document(document) == channel
 
 
 def test_outbox_round_trip() -> None:
-    item = OutboxItem(id="j", message_id="m", channel_id="ch", attempts=2, next_attempt_at=T0,
-                      last_error="boom", created_at=T0 - timedelta(microseconds=1))
+    item = OutboxItem(
+        id="j",
+        message_id="m",
+        channel_id="ch",
+        attempts=2,
+        next_attempt_at=T0,
+        last_error="boom",
+        created_at=T0 - timedelta(microseconds=1),
+    )
     document = docs.outbox_document(item)
     assert document["leased_until"] == 0
     assert docs.outbox_from_document(document) == item
@@ -431,16 +526,39 @@ def _holds(condition: dict[str, Any], terms: list[str]) -> bool:
 
 
 @pytest.mark.parametrize(
-    "query", ["поврежд", "ПОВРЕЖДЕНА", "заказ", "где заказ", "cafe", "naive", "straße", "angstrom", "foo-bar",
-              "foo-ba", "qux", "x²", "елка", "ёлка", "eclair", "istanbul", "日本", "ivan.petrov", "123-45",
-              "доставке нет", "5μm", "strasse", "("],
+    "query",
+    [
+        "поврежд",
+        "ПОВРЕЖДЕНА",
+        "заказ",
+        "где заказ",
+        "cafe",
+        "naive",
+        "straße",
+        "angstrom",
+        "foo-bar",
+        "foo-ba",
+        "qux",
+        "x²",
+        "елка",
+        "ёлка",
+        "eclair",
+        "istanbul",
+        "日本",
+        "ivan.petrov",
+        "123-45",
+        "доставке нет",
+        "5μm",
+        "strasse",
+        "(",
+    ],
 )
 def test_search_finds_what_fts5_finds(query: str) -> None:
     db = _fts()
     match = " ".join('"' + w.replace('"', '""') + '"*' for w in query.split())
     theirs = sorted(rowid for (rowid,) in db.execute("SELECT rowid FROM s WHERE s MATCH ?", (match,)))
     condition = terms_condition("terms", query)
-    ours = [] if condition is None else [i for i, text in enumerate(CORPUS) if _holds(condition, search_terms(text))]
+    ours = [i for i, text in enumerate(CORPUS) if condition and _holds(condition, search_terms(text))]
     assert ours == theirs
 
 
@@ -479,11 +597,13 @@ def _index(collection: str, name: str) -> dict[str, Any]:
 
 
 def test_unique_indexes_leave_missing_values_out_like_sqlite_nulls() -> None:
-    assert _index("messages", "external_id_unique")["partialFilterExpression"] == {"external_id": {"$type": "string"}}
+    string = {"$type": "string"}
+    assert _index("messages", "external_id_unique")["partialFilterExpression"] == {"external_id": string}
     assert _index("messages", "idempotency_key_unique")["partialFilterExpression"] == {
-        "author_id": {"$type": "string"}, "idempotency_key": {"$type": "string"}
+        "author_id": {"$type": "string"},
+        "idempotency_key": {"$type": "string"},
     }
-    assert _index("channels", "secret_hash_unique")["partialFilterExpression"] == {"secret_hash": {"$type": "string"}}
+    assert _index("channels", "secret_hash_unique")["partialFilterExpression"] == {"secret_hash": string}
     assert _index("contacts", "identities_unique")["unique"] is True
     assert _index("operators", "email_unique")["key"] == {"email_key": 1}
 
@@ -543,8 +663,9 @@ async def test_a_closed_store_is_unavailable() -> None:
 
 
 async def test_opening_without_a_server_is_unavailable_quickly() -> None:
-    store = MongoStore("mongodb://127.0.0.1:1/inbox",
-                       client_kwargs={"serverSelectionTimeoutMS": 200, "connectTimeoutMS": 200})
+    store = MongoStore(
+        "mongodb://127.0.0.1:1/inbox", client_kwargs={"serverSelectionTimeoutMS": 200, "connectTimeoutMS": 200}
+    )
     with pytest.raises(Unavailable):
         await store.open()
     with pytest.raises(Unavailable):  # and it did not stay half open
