@@ -17,49 +17,30 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inbox.clock import utc
-from inbox.domain import (
-    Attachment,
-    Channel,
-    Contact,
-    Conversation,
-    ConversationStatus,
-    DeliveryStatus,
-    Direction,
-    Identity,
-    Message,
-    MessageKind,
-    Operator,
-    OutboxItem,
-    Presence,
-    Priority,
-    Role,
-)
+from inbox.domain import Channel, Contact, Conversation, DeliveryStatus, Identity, Message, Operator, OutboxItem
 from inbox.errors import Conflict, NotFound, StorageError, Unavailable
 from storage.base import UNASSIGNED, ConversationFilter, Cursor, Page, Store
+from storage.sqlite.rows import (
+    CONVERSATION_MUTABLE,
+    channel_from_row,
+    conversation_from_row,
+    conversation_mutable_values,
+    from_micros,
+    message_from_row,
+    message_values,
+    operator_from_row,
+    operator_values,
+    outbox_from_row,
+    page_of,
+    to_micros,
+)
 from storage.sqlite.schema import migrate
 
 __all__ = ["SqliteStore"]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _micros(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    return (utc(moment) - _EPOCH) // _MICROSECOND
-
-
-def _moment(micros: int | None) -> datetime | None:
-    if micros is None:
-        return None
-    return _EPOCH + micros * _MICROSECOND
 
 
 def _fts_query(text: str) -> str | None:
@@ -67,6 +48,11 @@ def _fts_query(text: str) -> str | None:
     words = [w.replace('"', '""') for w in text.split()]
     words = [w for w in words if w]
     return " ".join(f'"{w}"*' for w in words) or None
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching ``text`` literally anywhere."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @contextmanager
@@ -155,7 +141,7 @@ class SqliteStore(Store):
                 channel.name,
                 json.dumps(dict(channel.settings)),
                 secret_hash,
-                _micros(channel.created_at),
+                to_micros(channel.created_at),
             ),
         )
 
@@ -163,14 +149,14 @@ class SqliteStore(Store):
         row = self._query_one("SELECT * FROM channels WHERE id = ?", (channel_id,))
         if row is None:
             raise NotFound(f"channel {channel_id} not found")
-        return _channel(row)
+        return channel_from_row(row)
 
     async def channel_by_secret(self, secret_hash: str) -> Channel | None:
         row = self._query_one("SELECT * FROM channels WHERE secret_hash = ?", (secret_hash,))
-        return _channel(row) if row else None
+        return channel_from_row(row) if row else None
 
     async def list_channels(self) -> list[Channel]:
-        return [_channel(r) for r in self._query("SELECT * FROM channels ORDER BY created_at, id")]
+        return [channel_from_row(r) for r in self._query("SELECT * FROM channels ORDER BY created_at, id")]
 
     # operators
 
@@ -178,25 +164,25 @@ class SqliteStore(Store):
         self._execute(
             "INSERT INTO operators (id, email, name, role, presence, focus_mode, max_open, teams,"
             " password_hash, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*_operator_values(operator), token_hash, _micros(operator.created_at)),
+            (*operator_values(operator), token_hash, to_micros(operator.created_at)),
         )
 
     async def get_operator(self, operator_id: str) -> Operator:
         row = self._query_one("SELECT * FROM operators WHERE id = ?", (operator_id,))
         if row is None:
             raise NotFound(f"operator {operator_id} not found")
-        return _operator(row)
+        return operator_from_row(row)
 
     async def operator_by_email(self, email: str) -> Operator | None:
         row = self._query_one("SELECT * FROM operators WHERE email = ?", (email,))
-        return _operator(row) if row else None
+        return operator_from_row(row) if row else None
 
     async def operator_by_token(self, token_hash: str) -> Operator | None:
         row = self._query_one("SELECT * FROM operators WHERE token_hash = ?", (token_hash,))
-        return _operator(row) if row else None
+        return operator_from_row(row) if row else None
 
     async def list_operators(self) -> list[Operator]:
-        return [_operator(r) for r in self._query("SELECT * FROM operators ORDER BY name, id")]
+        return [operator_from_row(r) for r in self._query("SELECT * FROM operators ORDER BY name, id")]
 
     async def count_operators(self) -> int:
         row = self._query_one("SELECT count(*) FROM operators")
@@ -206,7 +192,7 @@ class SqliteStore(Store):
         updated = self._execute(
             "UPDATE operators SET email = ?, name = ?, role = ?, presence = ?, focus_mode = ?,"
             " max_open = ?, teams = ?, password_hash = ? WHERE id = ?",
-            (*_operator_values(operator)[1:], operator.id),
+            (*operator_values(operator)[1:], operator.id),
         )
         if not updated:
             raise NotFound(f"operator {operator.id} not found")
@@ -223,7 +209,7 @@ class SqliteStore(Store):
                     contact.email,
                     contact.phone,
                     json.dumps(dict(contact.attributes)),
-                    _micros(contact.created_at),
+                    to_micros(contact.created_at),
                 ),
             )
             db.executemany(
@@ -249,10 +235,9 @@ class SqliteStore(Store):
         where, params = [], []
         if text:
             where.append("(c.name LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\')")
-            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            params += [pattern] * 3
+            params += [_contains(text)] * 3
         rows = self._keyset("contacts c", "c.created_at", where, params, limit, cursor)
-        return _page([self._contact(r) for r in rows], limit, lambda c: Cursor(_micros(c.created_at), c.id))
+        return page_of([self._contact(r) for r in rows], limit, lambda c: Cursor(to_micros(c.created_at), c.id))
 
     def _contact(self, row: sqlite3.Row) -> Contact:
         identities = tuple(
@@ -270,7 +255,7 @@ class SqliteStore(Store):
             phone=row["phone"],
             identities=identities,
             attributes=json.loads(row["attributes"]),
-            created_at=_moment(row["created_at"]),
+            created_at=from_micros(row["created_at"]),
         )
 
     # conversations
@@ -279,7 +264,7 @@ class SqliteStore(Store):
         row = self._query_one("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
         if row is None:
             raise NotFound(f"conversation {conversation_id} not found")
-        return _conversation(row)
+        return conversation_from_row(row)
 
     async def find_thread(
         self,
@@ -298,9 +283,9 @@ class SqliteStore(Store):
             " AND c.contact_id = ? AND c.channel_id = ?"
             " AND (c.status != 'resolved' OR c.resolved_at >= ?)"
             " ORDER BY c.last_message_at DESC, c.id DESC LIMIT 1",
-            (*thread_keys, contact_id, channel_id, _micros(resolved_since)),
+            (*thread_keys, contact_id, channel_id, to_micros(resolved_since)),
         )
-        return _conversation(row) if row else None
+        return conversation_from_row(row) if row else None
 
     async def list_conversations(
         self, where: ConversationFilter, *, limit: int, cursor: str | None = None
@@ -332,10 +317,11 @@ class SqliteStore(Store):
                 "(c.id IN (SELECT conversation_id FROM message_search WHERE message_search MATCH ?)"
                 " OR c.contact_id IN (SELECT id FROM contacts WHERE name LIKE ? ESCAPE '\\'))"
             )
-            like = "%" + where.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            params += [query, like]
+            params += [query, _contains(where.text)]
         rows = self._keyset("conversations c", "c.last_message_at", clauses, params, limit, cursor)
-        return _page([_conversation(r) for r in rows], limit, lambda c: Cursor(_micros(c.last_message_at), c.id))
+        return page_of(
+            [conversation_from_row(r) for r in rows], limit, lambda c: Cursor(to_micros(c.last_message_at), c.id)
+        )
 
     def _keyset(
         self,
@@ -361,8 +347,8 @@ class SqliteStore(Store):
     async def save_conversation(self, conversation: Conversation) -> None:
         with self._transaction() as db:
             if not db.execute(
-                "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in _CONVERSATION_MUTABLE) + " WHERE id = ?",
-                (*_conversation_mutable_values(conversation), conversation.id),
+                "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
+                (*conversation_mutable_values(conversation), conversation.id),
             ).rowcount:
                 raise NotFound(f"conversation {conversation.id} not found")
             self._write_tags(db, conversation, replace=True)
@@ -393,17 +379,17 @@ class SqliteStore(Store):
                 conversation = replace(conversation, number=number)
                 db.execute(
                     "INSERT INTO conversations (id, number, channel_id, contact_id, created_at, "
-                    + ", ".join(_CONVERSATION_MUTABLE)
+                    + ", ".join(CONVERSATION_MUTABLE)
                     + ") VALUES (?, ?, ?, ?, ?, "
-                    + ", ".join("?" * len(_CONVERSATION_MUTABLE))
+                    + ", ".join("?" * len(CONVERSATION_MUTABLE))
                     + ")",
                     (
                         conversation.id,
                         number,
                         conversation.channel_id,
                         conversation.contact_id,
-                        _micros(conversation.created_at),
-                        *_conversation_mutable_values(conversation),
+                        to_micros(conversation.created_at),
+                        *conversation_mutable_values(conversation),
                     ),
                 )
                 if conversation.subject:
@@ -413,10 +399,8 @@ class SqliteStore(Store):
                     )
             else:
                 db.execute(
-                    "UPDATE conversations SET "
-                    + ", ".join(f"{c} = ?" for c in _CONVERSATION_MUTABLE)
-                    + " WHERE id = ?",
-                    (*_conversation_mutable_values(conversation), conversation.id),
+                    "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
+                    (*conversation_mutable_values(conversation), conversation.id),
                 )
             self._write_tags(db, conversation, replace=not new_conversation)
             db.executemany(
@@ -427,7 +411,7 @@ class SqliteStore(Store):
                 "INSERT INTO messages (id, conversation_id, channel_id, direction, kind, text, html,"
                 " author_id, attachments, external_id, idempotency_key, delivery_status,"
                 " delivery_error, extras, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _message_values(message),
+                message_values(message),
             )
             if message.text:
                 db.execute(
@@ -443,9 +427,9 @@ class SqliteStore(Store):
                         outbox.message_id,
                         outbox.channel_id,
                         outbox.attempts,
-                        _micros(outbox.next_attempt_at),
+                        to_micros(outbox.next_attempt_at),
                         outbox.last_error,
-                        _micros(outbox.created_at),
+                        to_micros(outbox.created_at),
                     ),
                 )
         return conversation
@@ -456,17 +440,17 @@ class SqliteStore(Store):
         row = self._query_one("SELECT * FROM messages WHERE id = ?", (message_id,))
         if row is None:
             raise NotFound(f"message {message_id} not found")
-        return _message(row)
+        return message_from_row(row)
 
     async def message_by_external_id(self, channel_id: str, external_id: str) -> Message | None:
         row = self._query_one(
             "SELECT * FROM messages WHERE channel_id = ? AND external_id = ?", (channel_id, external_id)
         )
-        return _message(row) if row else None
+        return message_from_row(row) if row else None
 
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None:
         row = self._query_one("SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key))
-        return _message(row) if row else None
+        return message_from_row(row) if row else None
 
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         sql, params = "SELECT * FROM messages WHERE conversation_id = ?", [conversation_id]
@@ -475,7 +459,7 @@ class SqliteStore(Store):
             sql += " AND (created_at, id) > (?, ?)"
             params += [position.sort_value, position.id]
         rows = self._query(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1))
-        return _page([_message(r) for r in rows], limit, lambda m: Cursor(_micros(m.created_at), m.id))
+        return page_of([message_from_row(r) for r in rows], limit, lambda m: Cursor(to_micros(m.created_at), m.id))
 
     # outbox
 
@@ -485,13 +469,13 @@ class SqliteStore(Store):
                 "UPDATE outbox SET leased_until = ? WHERE id IN (SELECT id FROM outbox"
                 " WHERE next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at LIMIT ?)"
                 " RETURNING *",
-                (_micros(lease_until), _micros(now), _micros(now), limit),
+                (to_micros(lease_until), to_micros(now), to_micros(now), limit),
             ).fetchall()
-        return sorted((_outbox(r) for r in rows), key=lambda item: item.next_attempt_at)
+        return sorted((outbox_from_row(r) for r in rows), key=lambda item: item.next_attempt_at)
 
     async def next_outbox_due(self) -> datetime | None:
         row = self._query_one("SELECT min(max(next_attempt_at, leased_until)) FROM outbox")
-        return _moment(row[0]) if row else None
+        return from_micros(row[0]) if row else None
 
     async def finish_outbox(
         self,
@@ -510,184 +494,15 @@ class SqliteStore(Store):
             ).fetchone()
         if row is None:
             raise NotFound(f"message {item.message_id} not found")
-        return _message(row)
+        return message_from_row(row)
 
     async def retry_outbox(self, item: OutboxItem, *, next_attempt_at: datetime, error: str) -> None:
         self._execute(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, leased_until = 0,"
             " last_error = ? WHERE id = ?",
-            (_micros(next_attempt_at), error, item.id),
+            (to_micros(next_attempt_at), error, item.id),
         )
 
     async def pending_outbox_count(self) -> int:
         row = self._query_one("SELECT count(*) FROM outbox")
         return int(row[0]) if row else 0
-
-
-# rows ↔ domain values
-
-_CONVERSATION_MUTABLE = (
-    "subject",
-    "status",
-    "priority",
-    "assignee_id",
-    "team_id",
-    "tags",
-    "updated_at",
-    "last_message_at",
-    "last_inbound_at",
-    "first_response_at",
-    "waiting_since",
-    "snoozed_until",
-    "resolved_at",
-)
-
-
-def _conversation_mutable_values(c: Conversation) -> tuple[Any, ...]:
-    return (
-        c.subject,
-        str(c.status),
-        str(c.priority),
-        c.assignee_id,
-        c.team_id,
-        json.dumps(list(c.tags)),
-        _micros(c.updated_at),
-        _micros(c.last_message_at),
-        _micros(c.last_inbound_at),
-        _micros(c.first_response_at),
-        _micros(c.waiting_since),
-        _micros(c.snoozed_until),
-        _micros(c.resolved_at),
-    )
-
-
-def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        number=row["number"],
-        channel_id=row["channel_id"],
-        contact_id=row["contact_id"],
-        subject=row["subject"],
-        status=ConversationStatus(row["status"]),
-        priority=Priority(row["priority"]),
-        assignee_id=row["assignee_id"],
-        team_id=row["team_id"],
-        tags=tuple(json.loads(row["tags"])),
-        created_at=_moment(row["created_at"]),
-        updated_at=_moment(row["updated_at"]),
-        last_message_at=_moment(row["last_message_at"]),
-        last_inbound_at=_moment(row["last_inbound_at"]),
-        first_response_at=_moment(row["first_response_at"]),
-        waiting_since=_moment(row["waiting_since"]),
-        snoozed_until=_moment(row["snoozed_until"]),
-        resolved_at=_moment(row["resolved_at"]),
-    )
-
-
-def _message_values(m: Message) -> tuple[Any, ...]:
-    return (
-        m.id,
-        m.conversation_id,
-        m.channel_id,
-        str(m.direction),
-        str(m.kind),
-        m.text,
-        m.html,
-        m.author_id,
-        json.dumps([_attachment_dict(a) for a in m.attachments]),
-        m.external_id,
-        m.idempotency_key,
-        m.delivery_status and str(m.delivery_status),
-        m.delivery_error,
-        json.dumps(dict(m.extras)),
-        _micros(m.created_at),
-    )
-
-
-def _attachment_dict(a: Attachment) -> dict[str, Any]:
-    return {
-        "filename": a.filename,
-        "content_type": a.content_type,
-        "size": a.size,
-        "sha256": a.sha256,
-        "inline": a.inline,
-        "content_id": a.content_id,
-    }
-
-
-def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        channel_id=row["channel_id"],
-        direction=Direction(row["direction"]),
-        kind=MessageKind(row["kind"]),
-        text=row["text"],
-        html=row["html"],
-        author_id=row["author_id"],
-        attachments=tuple(Attachment(**a) for a in json.loads(row["attachments"])),
-        external_id=row["external_id"],
-        idempotency_key=row["idempotency_key"],
-        delivery_status=row["delivery_status"] and DeliveryStatus(row["delivery_status"]),
-        delivery_error=row["delivery_error"],
-        extras=json.loads(row["extras"]),
-        created_at=_moment(row["created_at"]),
-    )
-
-
-def _operator_values(o: Operator) -> tuple[Any, ...]:
-    return (
-        o.id,
-        o.email,
-        o.name,
-        str(o.role),
-        str(o.presence),
-        int(o.focus_mode),
-        o.max_open,
-        json.dumps(list(o.teams)),
-        o.password_hash,
-    )
-
-
-def _operator(row: sqlite3.Row) -> Operator:
-    return Operator(
-        id=row["id"],
-        email=row["email"],
-        name=row["name"],
-        role=Role(row["role"]),
-        presence=Presence(row["presence"]),
-        focus_mode=bool(row["focus_mode"]),
-        max_open=row["max_open"],
-        teams=tuple(json.loads(row["teams"])),
-        password_hash=row["password_hash"],
-        created_at=_moment(row["created_at"]),
-    )
-
-
-def _channel(row: sqlite3.Row) -> Channel:
-    return Channel(
-        id=row["id"],
-        kind=row["kind"],
-        name=row["name"],
-        settings=json.loads(row["settings"]),
-        created_at=_moment(row["created_at"]),
-    )
-
-
-def _outbox(row: sqlite3.Row) -> OutboxItem:
-    return OutboxItem(
-        id=row["id"],
-        message_id=row["message_id"],
-        channel_id=row["channel_id"],
-        attempts=row["attempts"],
-        next_attempt_at=_moment(row["next_attempt_at"]),
-        last_error=row["last_error"],
-        created_at=_moment(row["created_at"]),
-    )
-
-
-def _page(items: list[Any], limit: int, position: Any) -> Page[Any]:
-    if len(items) > limit:
-        items = items[:limit]
-        return Page(items, position(items[-1]).encode())
-    return Page(items, None)
