@@ -32,6 +32,7 @@ from inbox.domain import (
 from inbox.errors import Conflict, PermissionDenied, ValidationError
 from inbox.events import ConversationCreated, ConversationUpdated, EventBus, MessageCreated
 from inbox.ids import new_id
+from inbox.locks import KeyedLocks
 from storage.base import Store
 
 __all__ = ["InboxService", "Received", "Sent", "UNCHANGED"]
@@ -77,6 +78,7 @@ class InboxService:
         self.clock = clock or SystemClock()
         self.reopen_window = reopen_window
         self._channels: dict[str, Channel] = {}
+        self._receiving = KeyedLocks()
 
     async def channel(self, channel_id: str) -> Channel:
         """Channels are read on every message and change rarely, so they are cached."""
@@ -89,7 +91,14 @@ class InboxService:
 
     async def receive(self, inbound: InboundMessage) -> Received:
         """Stores one customer message, threading it into a conversation; idempotent by
-        (channel, external id): a redelivery returns what was stored the first time."""
+        (channel, external id): a redelivery returns what was stored the first time.
+
+        Messages of one contact on one channel are received one at a time, so two arriving
+        together cannot both decide to start a new conversation (within this process)."""
+        async with self._receiving.hold((inbound.channel_id, inbound.contact.external_id)):
+            return await self._receive(inbound)
+
+    async def _receive(self, inbound: InboundMessage) -> Received:
         existing = await self.store.message_by_external_id(inbound.channel_id, inbound.external_id)
         if existing is not None:
             return await self._duplicate(existing)
@@ -151,6 +160,7 @@ class InboxService:
         return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
 
     async def _duplicate(self, message: Message) -> Received:
+        await self.store.durable()  # the first delivery may still be committing
         conversation = await self.store.get_conversation(message.conversation_id)
         return Received(conversation, message, duplicate=True, new_conversation=False)
 
@@ -280,6 +290,7 @@ class InboxService:
         return Sent(conversation, message, duplicate=False)
 
     async def _replayed(self, message: Message, conversation_id: str) -> Sent:
+        await self.store.durable()
         if message.conversation_id != conversation_id:
             raise Conflict("this Idempotency-Key was already used for another conversation")
         return Sent(await self.store.get_conversation(conversation_id), message, duplicate=True)

@@ -100,6 +100,14 @@ class Store(ABC):
     async def ping(self) -> None:
         """Raises ``Unavailable`` when the database does not answer (for /healthz)."""
 
+    async def durable(self) -> None:
+        """Returns once everything this store has returned so far is durable.
+
+        Reads may see the work of a batch that is still being committed (the SQLite adapter
+        commits in groups); a caller about to acknowledge something it only read, such as a
+        redelivered message, awaits this first. Adapters that commit every write at once
+        need not override it."""
+
     # channels
 
     @abstractmethod
@@ -195,7 +203,8 @@ class Store(ABC):
     ) -> Conversation:
         """Atomically stores ``message`` and the conversation's new state (inserting it, with the
         next sequential ``number``, when ``new_conversation``), adds ``thread_keys`` to the
-        conversation's keys, and stores ``outbox`` if given.
+        conversation's keys, and stores ``outbox`` if given. Tags are written only for a new
+        conversation; changing them is :meth:`save_conversation`'s job.
 
         Raises ``Conflict`` and stores nothing when the message's (channel, external id) or
         (author, idempotency key) already exists. Returns the conversation as stored.

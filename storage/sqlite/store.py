@@ -12,18 +12,19 @@ power loss, at some cost in write throughput.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from inbox.domain import Channel, Contact, Conversation, DeliveryStatus, Identity, Message, Operator, OutboxItem
-from inbox.errors import Conflict, NotFound, StorageError, Unavailable
+from inbox.errors import NotFound
 from storage.base import UNASSIGNED, ConversationFilter, Cursor, Page, Store
+from storage.sqlite.database import Database
 from storage.sqlite.rows import (
     CONVERSATION_MUTABLE,
     channel_from_row,
@@ -42,6 +43,9 @@ from storage.sqlite.schema import migrate
 
 __all__ = ["SqliteStore"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 def _fts_query(text: str) -> str | None:
     """Each word as a quoted prefix term: user text never becomes FTS5 syntax."""
@@ -55,85 +59,48 @@ def _contains(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        raise Conflict(str(exc)) from exc
-    except sqlite3.OperationalError as exc:
-        raise Unavailable(f"SQLite: {exc}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StorageError(f"SQLite: {exc}") from exc
+def _settles(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """For writes: returns only once the unit of work is committed (see :mod:`.database`)."""
+
+    @functools.wraps(method)
+    async def settled(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = await method(*args, **kwargs)
+        await args[0]._database.settled()  # type: ignore[attr-defined]
+        return result
+
+    return settled
 
 
 class SqliteStore(Store):
     def __init__(self, path: str | Path, *, durability: str = "normal") -> None:
         self.path = str(path)
-        self._durability = {"normal": "NORMAL", "full": "FULL"}[durability]
-        self._db: sqlite3.Connection | None = None
+        self._database = Database(self.path, synchronous={"normal": "NORMAL", "full": "FULL"}[durability])
+        self._open = False
 
     # lifecycle
 
     async def open(self) -> None:
-        if self._db is not None:
+        if self._open:
             raise RuntimeError("store is already open")
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with _mapped_errors():
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute(f"PRAGMA synchronous = {self._durability}")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA busy_timeout = 5000")
-            migrate(db)
-        self._db = db
+        migrate(self._database.connect())
+        self._open = True
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        if self._open:
+            await self._database.close()
+            self._open = False
 
     async def ping(self) -> None:
-        self._query_one("SELECT 1")
+        self._database.row("SELECT 1")
 
-    # plumbing
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise Unavailable("store is not open")
-        return self._db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self.db
-        with _mapped_errors():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with _mapped_errors():
-            return self.db.execute(sql, params).fetchall()
-
-    def _query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        with _mapped_errors():
-            return self.db.execute(sql, params).fetchone()
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with _mapped_errors():
-            return self.db.execute(sql, params).rowcount
+    async def durable(self) -> None:
+        await self._database.settled()
 
     # channels
 
+    @_settles
     async def create_channel(self, channel: Channel, secret_hash: str | None = None) -> None:
-        self._execute(
+        self._database.execute(
             "INSERT INTO channels (id, kind, name, settings, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 channel.id,
@@ -146,50 +113,52 @@ class SqliteStore(Store):
         )
 
     async def get_channel(self, channel_id: str) -> Channel:
-        row = self._query_one("SELECT * FROM channels WHERE id = ?", (channel_id,))
+        row = self._database.row("SELECT * FROM channels WHERE id = ?", (channel_id,))
         if row is None:
             raise NotFound(f"channel {channel_id} not found")
         return channel_from_row(row)
 
     async def channel_by_secret(self, secret_hash: str) -> Channel | None:
-        row = self._query_one("SELECT * FROM channels WHERE secret_hash = ?", (secret_hash,))
+        row = self._database.row("SELECT * FROM channels WHERE secret_hash = ?", (secret_hash,))
         return channel_from_row(row) if row else None
 
     async def list_channels(self) -> list[Channel]:
-        return [channel_from_row(r) for r in self._query("SELECT * FROM channels ORDER BY created_at, id")]
+        return [channel_from_row(r) for r in self._database.rows("SELECT * FROM channels ORDER BY created_at, id")]
 
     # operators
 
+    @_settles
     async def create_operator(self, operator: Operator, token_hash: str) -> None:
-        self._execute(
+        self._database.execute(
             "INSERT INTO operators (id, email, name, role, presence, focus_mode, max_open, teams,"
             " password_hash, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*operator_values(operator), token_hash, to_micros(operator.created_at)),
         )
 
     async def get_operator(self, operator_id: str) -> Operator:
-        row = self._query_one("SELECT * FROM operators WHERE id = ?", (operator_id,))
+        row = self._database.row("SELECT * FROM operators WHERE id = ?", (operator_id,))
         if row is None:
             raise NotFound(f"operator {operator_id} not found")
         return operator_from_row(row)
 
     async def operator_by_email(self, email: str) -> Operator | None:
-        row = self._query_one("SELECT * FROM operators WHERE email = ?", (email,))
+        row = self._database.row("SELECT * FROM operators WHERE email = ?", (email,))
         return operator_from_row(row) if row else None
 
     async def operator_by_token(self, token_hash: str) -> Operator | None:
-        row = self._query_one("SELECT * FROM operators WHERE token_hash = ?", (token_hash,))
+        row = self._database.row("SELECT * FROM operators WHERE token_hash = ?", (token_hash,))
         return operator_from_row(row) if row else None
 
     async def list_operators(self) -> list[Operator]:
-        return [operator_from_row(r) for r in self._query("SELECT * FROM operators ORDER BY name, id")]
+        return [operator_from_row(r) for r in self._database.rows("SELECT * FROM operators ORDER BY name, id")]
 
     async def count_operators(self) -> int:
-        row = self._query_one("SELECT count(*) FROM operators")
+        row = self._database.row("SELECT count(*) FROM operators")
         return int(row[0]) if row else 0
 
+    @_settles
     async def save_operator(self, operator: Operator) -> None:
-        updated = self._execute(
+        updated = self._database.execute(
             "UPDATE operators SET email = ?, name = ?, role = ?, presence = ?, focus_mode = ?,"
             " max_open = ?, teams = ?, password_hash = ? WHERE id = ?",
             (*operator_values(operator)[1:], operator.id),
@@ -199,8 +168,9 @@ class SqliteStore(Store):
 
     # contacts
 
+    @_settles
     async def create_contact(self, contact: Contact) -> None:
-        with self._transaction() as db:
+        with self._database.unit() as db:
             db.execute(
                 "INSERT INTO contacts (id, name, email, phone, attributes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -218,13 +188,13 @@ class SqliteStore(Store):
             )
 
     async def get_contact(self, contact_id: str) -> Contact:
-        row = self._query_one("SELECT * FROM contacts WHERE id = ?", (contact_id,))
+        row = self._database.row("SELECT * FROM contacts WHERE id = ?", (contact_id,))
         if row is None:
             raise NotFound(f"contact {contact_id} not found")
         return self._contact(row)
 
     async def contact_by_identity(self, identity: Identity) -> Contact | None:
-        row = self._query_one(
+        row = self._database.row(
             "SELECT c.* FROM contact_identities i JOIN contacts c ON c.id = i.contact_id"
             " WHERE i.channel_kind = ? AND i.external_id = ?",
             (identity.channel_kind, identity.external_id),
@@ -242,7 +212,7 @@ class SqliteStore(Store):
     def _contact(self, row: sqlite3.Row) -> Contact:
         identities = tuple(
             Identity(channel_kind=r["channel_kind"], external_id=r["external_id"])
-            for r in self._query(
+            for r in self._database.rows(
                 "SELECT channel_kind, external_id FROM contact_identities WHERE contact_id = ?"
                 " ORDER BY channel_kind, external_id",
                 (row["id"],),
@@ -261,7 +231,7 @@ class SqliteStore(Store):
     # conversations
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
-        row = self._query_one("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        row = self._database.row("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
         if row is None:
             raise NotFound(f"conversation {conversation_id} not found")
         return conversation_from_row(row)
@@ -277,7 +247,7 @@ class SqliteStore(Store):
         if not thread_keys:
             return None
         marks = ",".join("?" * len(thread_keys))
-        row = self._query_one(
+        row = self._database.row(
             "SELECT c.* FROM conversations c WHERE c.id IN"
             f" (SELECT conversation_id FROM thread_keys WHERE key IN ({marks}))"
             " AND c.contact_id = ? AND c.channel_id = ?"
@@ -342,10 +312,11 @@ class SqliteStore(Store):
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += f" ORDER BY {sort_column} DESC, {alias}.id DESC LIMIT ?"
-        return self._query(sql, (*params, limit + 1))
+        return self._database.rows(sql, (*params, limit + 1))
 
+    @_settles
     async def save_conversation(self, conversation: Conversation) -> None:
-        with self._transaction() as db:
+        with self._database.unit() as db:
             if not db.execute(
                 "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
                 (*conversation_mutable_values(conversation), conversation.id),
@@ -362,6 +333,7 @@ class SqliteStore(Store):
             [(tag, conversation.id) for tag in conversation.tags],
         )
 
+    @_settles
     async def append_message(
         self,
         conversation: Conversation,
@@ -371,7 +343,7 @@ class SqliteStore(Store):
         thread_keys: Sequence[str] = (),
         outbox: OutboxItem | None = None,
     ) -> Conversation:
-        with self._transaction() as db:
+        with self._database.unit() as db:
             if new_conversation:
                 (number,) = db.execute(
                     "UPDATE counters SET value = value + 1 WHERE name = 'conversation_number' RETURNING value"
@@ -392,17 +364,12 @@ class SqliteStore(Store):
                         *conversation_mutable_values(conversation),
                     ),
                 )
-                if conversation.subject:
-                    db.execute(
-                        "INSERT INTO message_search (text, conversation_id) VALUES (?, ?)",
-                        (conversation.subject, conversation.id),
-                    )
+                self._write_tags(db, conversation, replace=False)
             else:
                 db.execute(
                     "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
                     (*conversation_mutable_values(conversation), conversation.id),
                 )
-            self._write_tags(db, conversation, replace=not new_conversation)
             db.executemany(
                 "INSERT OR IGNORE INTO thread_keys (key, conversation_id) VALUES (?, ?)",
                 [(key, conversation.id) for key in thread_keys],
@@ -413,11 +380,6 @@ class SqliteStore(Store):
                 " delivery_error, extras, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 message_values(message),
             )
-            if message.text:
-                db.execute(
-                    "INSERT INTO message_search (text, conversation_id) VALUES (?, ?)",
-                    (message.text, message.conversation_id),
-                )
             if outbox is not None:
                 db.execute(
                     "INSERT INTO outbox (id, message_id, channel_id, attempts, next_attempt_at,"
@@ -432,24 +394,29 @@ class SqliteStore(Store):
                         to_micros(outbox.created_at),
                     ),
                 )
+        searchable = [message.text, conversation.subject if new_conversation else None]
+        for text in filter(None, searchable):
+            self._database.defer(
+                "INSERT INTO message_search (text, conversation_id) VALUES (?, ?)", (text, conversation.id)
+            )
         return conversation
 
     # messages
 
     async def get_message(self, message_id: str) -> Message:
-        row = self._query_one("SELECT * FROM messages WHERE id = ?", (message_id,))
+        row = self._database.row("SELECT * FROM messages WHERE id = ?", (message_id,))
         if row is None:
             raise NotFound(f"message {message_id} not found")
         return message_from_row(row)
 
     async def message_by_external_id(self, channel_id: str, external_id: str) -> Message | None:
-        row = self._query_one(
+        row = self._database.row(
             "SELECT * FROM messages WHERE channel_id = ? AND external_id = ?", (channel_id, external_id)
         )
         return message_from_row(row) if row else None
 
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None:
-        row = self._query_one("SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key))
+        row = self._database.row("SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key))
         return message_from_row(row) if row else None
 
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
@@ -458,13 +425,14 @@ class SqliteStore(Store):
             position = Cursor.decode(cursor)
             sql += " AND (created_at, id) > (?, ?)"
             params += [position.sort_value, position.id]
-        rows = self._query(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1))
+        rows = self._database.rows(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1))
         return page_of([message_from_row(r) for r in rows], limit, lambda m: Cursor(to_micros(m.created_at), m.id))
 
     # outbox
 
+    @_settles
     async def claim_outbox(self, *, now: datetime, lease_until: datetime, limit: int) -> list[OutboxItem]:
-        with self._transaction() as db:
+        with self._database.unit() as db:
             rows = db.execute(
                 "UPDATE outbox SET leased_until = ? WHERE id IN (SELECT id FROM outbox"
                 " WHERE next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at LIMIT ?)"
@@ -474,9 +442,10 @@ class SqliteStore(Store):
         return sorted((outbox_from_row(r) for r in rows), key=lambda item: item.next_attempt_at)
 
     async def next_outbox_due(self) -> datetime | None:
-        row = self._query_one("SELECT min(max(next_attempt_at, leased_until)) FROM outbox")
+        row = self._database.row("SELECT min(max(next_attempt_at, leased_until)) FROM outbox")
         return from_micros(row[0]) if row else None
 
+    @_settles
     async def finish_outbox(
         self,
         item: OutboxItem,
@@ -485,7 +454,7 @@ class SqliteStore(Store):
         error: str | None = None,
         external_id: str | None = None,
     ) -> Message:
-        with self._transaction() as db:
+        with self._database.unit() as db:
             db.execute("DELETE FROM outbox WHERE id = ?", (item.id,))
             row = db.execute(
                 "UPDATE messages SET delivery_status = ?, delivery_error = ?,"
@@ -496,13 +465,14 @@ class SqliteStore(Store):
             raise NotFound(f"message {item.message_id} not found")
         return message_from_row(row)
 
+    @_settles
     async def retry_outbox(self, item: OutboxItem, *, next_attempt_at: datetime, error: str) -> None:
-        self._execute(
+        self._database.execute(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, leased_until = 0,"
             " last_error = ? WHERE id = ?",
             (to_micros(next_attempt_at), error, item.id),
         )
 
     async def pending_outbox_count(self) -> int:
-        row = self._query_one("SELECT count(*) FROM outbox")
+        row = self._database.row("SELECT count(*) FROM outbox")
         return int(row[0]) if row else 0

@@ -58,6 +58,16 @@ async def test_concurrent_redeliveries_store_one_message(service: InboxService, 
     assert len({r.message.id for r in results}) == 1
 
 
+async def test_concurrent_messages_of_one_new_chat_share_one_conversation(
+    service: InboxService, channel: Channel
+) -> None:
+    results = await asyncio.gather(*(service.receive(inbound(channel.id, f"burst-{i}")) for i in range(10)))
+    assert len({r.conversation.id for r in results}) == 1
+    assert sum(r.new_conversation for r in results) == 1
+    page = await service.store.list_messages(results[0].conversation.id, limit=20)
+    assert len(page.items) == 10
+
+
 async def test_messages_with_matching_thread_keys_join_one_conversation(
     service: InboxService, channel: Channel
 ) -> None:
@@ -202,3 +212,8 @@ async def test_events_carry_the_stored_state(
     created = events.events[0][1]
     assert isinstance(created, ConversationCreated)
     assert created.conversation == await store.get_conversation(created.conversation.id)
+
+
+async def test_receive_locks_are_released(service: InboxService, channel: Channel) -> None:
+    await asyncio.gather(*(service.receive(inbound(channel.id, f"m{i}", contact=f"c{i % 3}")) for i in range(9)))
+    assert len(service._receiving) == 0

@@ -1,0 +1,180 @@
+"""One SQLite connection shared by the event loop, with group commit and background checkpoints.
+
+Why group commit: a commit writes every page the transaction dirtied to the WAL (about 30
+pages for one inbound message: the message, its conversation's index entries, the FTS segment),
+so one commit per message costs far more than the statements themselves. Instead, every unit of
+work runs inside a ``SAVEPOINT`` of a transaction that stays open until the event loop's next
+turn, when one ``COMMIT`` makes the whole batch durable. Under load a batch holds every request
+handled in that turn; when idle it holds one, committed a turn later.
+
+A unit that fails rolls back to its savepoint and leaves the rest of the batch alone. No caller
+hears of a result before it is durable: writers and readers alike await :meth:`Database.settled`,
+so nothing uncommitted (a message another request just wrote, say) is ever answered from.
+
+Checkpoints (copying the WAL back into the database file, with an fsync) would stall the loop
+for milliseconds on a real disk, so automatic checkpoints are off and a worker thread runs a
+passive checkpoint every second on its own connection; SQLite releases the GIL while it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from inbox.errors import Conflict, StorageError, Unavailable
+
+__all__ = ["Database", "mapped_errors"]
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Driver errors become :mod:`inbox.errors` at this one edge."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise Conflict(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        raise Unavailable(f"SQLite: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"SQLite: {exc}") from exc
+
+
+class Database:
+    def __init__(self, path: str, *, synchronous: str, checkpoint_interval: float = 1.0) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._checkpoint_interval = checkpoint_interval
+        self._connection: sqlite3.Connection | None = None
+        self._batch: asyncio.Future[None] | None = None
+        self._deferred: list[tuple[str, Sequence[Any]]] = []
+        self._checkpointer: asyncio.Task[None] | None = None
+
+    def connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with mapped_errors():
+            connection = self._open_connection()
+            connection.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
+        self._connection = connection
+        if self.path != ":memory:":
+            self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_forever())
+        return connection
+
+    def _open_connection(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        connection.execute("PRAGMA busy_timeout = 5000")
+        connection.execute("PRAGMA cache_size = -65536")  # 64 MiB: inbox-view indexes stay in memory
+        connection.execute("PRAGMA temp_store = MEMORY")
+        return connection
+
+    async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        if self._connection is not None:
+            if self._batch is not None:
+                self._commit()
+            self._connection.close()  # the last connection to close checkpoints the WAL
+            self._connection = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise Unavailable("store is not open")
+        return self._connection
+
+    # reading
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with mapped_errors():
+            return self.connection.execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        with mapped_errors():
+            return self.connection.execute(sql, params).fetchone()
+
+    # writing
+
+    @contextmanager
+    def unit(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work in the current batch; await :meth:`settled` after it."""
+        connection = self.connection
+        with mapped_errors():
+            if self._batch is None:
+                connection.execute("BEGIN IMMEDIATE")
+                loop = asyncio.get_running_loop()
+                self._batch = loop.create_future()
+                loop.call_soon(self._commit)
+            connection.execute("SAVEPOINT unit")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK TO unit")
+                connection.execute("RELEASE unit")
+                raise
+            connection.execute("RELEASE unit")
+
+    def defer(self, sql: str, params: Sequence[Any]) -> None:
+        """Runs ``sql`` at the batch's commit, outside any savepoint: for full-text index rows,
+        which FTS5 would otherwise flush into a new segment at every savepoint release.
+        Call it only after the unit the rows belong to succeeded."""
+        if self._batch is None:
+            raise RuntimeError("defer() needs an open batch")
+        self._deferred.append((sql, params))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement as a unit of work; returns the number of rows it changed."""
+        with self.unit() as connection:
+            return connection.execute(sql, params).rowcount
+
+    async def settled(self) -> None:
+        """Returns once everything read or written so far is committed."""
+        if self._batch is not None:
+            await asyncio.shield(self._batch)
+
+    def _commit(self) -> None:
+        batch, self._batch = self._batch, None
+        deferred, self._deferred = self._deferred, []
+        if batch is None:
+            return
+        try:
+            for sql, params in deferred:
+                self.connection.execute(sql, params)
+            self.connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("group commit failed, the batch is rolled back: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                self.connection.execute("ROLLBACK")
+            batch.set_exception(Unavailable(f"SQLite commit failed: {exc}"))
+            batch.exception()  # retrieved here; every waiter re-raises it
+        else:
+            batch.set_result(None)
+
+    # checkpoints
+
+    async def _checkpoint_forever(self) -> None:
+        connection = await asyncio.to_thread(self._open_connection)
+        try:
+            while True:
+                await asyncio.sleep(self._checkpoint_interval)
+                try:
+                    await asyncio.to_thread(connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed (will retry): %s", exc)
+        finally:
+            connection.close()
