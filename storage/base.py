@@ -107,6 +107,7 @@ class Store(ABC):
         commits in groups); a caller about to acknowledge something it only read, such as a
         redelivered message, awaits this first. Adapters that commit every write at once
         need not override it."""
+        return None
 
     # channels
 
