@@ -3,15 +3,19 @@ tiebreak; and the bearer secrets (API tokens, channel keys) that the store keeps
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import random
 import secrets
 import threading
 import time
 
 __all__ = ["hash_secret", "new_id", "new_secret"]
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case
+_CROCKFORD = b"0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32, lower case: sorts like the numbers
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
+_random = random.Random(os.urandom(32))  # ids need uniqueness, not secrecy; tokens use `secrets`
 _lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
@@ -27,13 +31,11 @@ def new_id() -> str:
             _last_random += 1
         else:
             _last_ms = ms
-            _last_random = int.from_bytes(os.urandom(10), "big") >> 1
+            _last_random = _random.getrandbits(79)
         value = (ms << 80) | (_last_random & ((1 << 80) - 1))
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 26 base32 digits cover 130 bits: place the 128-bit value (with two leading zero bits) at the
+    # top of 160 bits so the standard encoder's first 26 characters are exactly those digits.
+    return base64.b32encode((value << 30).to_bytes(20, "big"))[:26].translate(_FROM_RFC4648).decode()
 
 
 def new_secret(prefix: str) -> str:

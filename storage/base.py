@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -159,6 +159,10 @@ class Store(ABC):
 
     @abstractmethod
     async def contact_by_identity(self, identity: Identity) -> Contact | None: ...
+
+    @abstractmethod
+    async def contact_names(self, contact_ids: Collection[str]) -> dict[str, str | None]:
+        """Names of the given contacts in one round trip (for list views); unknown ids are left out."""
 
     @abstractmethod
     async def list_contacts(

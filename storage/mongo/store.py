@@ -31,7 +31,7 @@ make it a ``Conflict`` too (nothing is ever deleted, so the check cannot go stal
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -267,6 +267,13 @@ class MongoStore(Store):
 
     async def contact_by_identity(self, identity: Identity) -> Contact | None:
         return await self._one(CONTACTS, q.identity_filter(identity), docs.contact_from_document)
+
+    async def contact_names(self, contact_ids: Collection[str]) -> dict[str, str | None]:
+        if not contact_ids:
+            return {}
+        with mapped_errors():
+            cursor = self._c(CONTACTS).find({"_id": {"$in": list(contact_ids)}}, {"name": 1})
+            return {document["_id"]: document.get("name") async for document in cursor}
 
     async def list_contacts(self, *, limit: int, cursor: str | None = None, text: str | None = None) -> Page[Contact]:
         query = q.contacts_filter(text, Cursor.decode(cursor) if cursor is not None else None)

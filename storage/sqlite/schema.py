@@ -97,8 +97,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE conversation_tags (
         tag TEXT NOT NULL,
         conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        last_message_at INTEGER NOT NULL,
         PRIMARY KEY (tag, conversation_id)
     ) WITHOUT ROWID;
+    CREATE INDEX conversation_tags_by_activity
+        ON conversation_tags (tag, last_message_at DESC, conversation_id DESC);
+    CREATE INDEX conversation_tags_by_conversation ON conversation_tags (conversation_id);
 
     CREATE TABLE thread_keys (
         key TEXT NOT NULL,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +52,13 @@ def _fts_query(text: str) -> str | None:
     words = [w.replace('"', '""') for w in text.split()]
     words = [w for w in words if w]
     return " ".join(f'"{w}"*' for w in words) or None
+
+
+SEARCH_WINDOW = 5_000
+"""Text search looks at this many most recent matching messages, so a common word costs a
+bounded amount of work; a rarer or second word narrows to older conversations."""
+
+_TAG_ORDER = ("t.last_message_at", "t.conversation_id")
 
 
 def _contains(text: str) -> str:
@@ -201,12 +208,24 @@ class SqliteStore(Store):
         )
         return self._contact(row) if row else None
 
+    async def contact_names(self, contact_ids: Collection[str]) -> dict[str, str | None]:
+        ids = list(contact_ids)
+        names: dict[str, str | None] = {}
+        for start in range(0, len(ids), 500):  # stay well under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            names.update(
+                (row["id"], row["name"])
+                for row in self._database.rows(f"SELECT id, name FROM contacts WHERE id IN ({marks})", chunk)
+            )
+        return names
+
     async def list_contacts(self, *, limit: int, cursor: str | None = None, text: str | None = None) -> Page[Contact]:
         where, params = [], []
         if text:
             where.append("(c.name LIKE ? ESCAPE '\\' OR c.email LIKE ? ESCAPE '\\' OR c.phone LIKE ? ESCAPE '\\')")
             params += [_contains(text)] * 3
-        rows = self._keyset("contacts c", "c.created_at", where, params, limit, cursor)
+        rows = self._keyset("contacts c", ("c.created_at", "c.id"), where, params, limit, cursor)
         return page_of([self._contact(r) for r in rows], limit, lambda c: Cursor(to_micros(c.created_at), c.id))
 
     def _contact(self, row: sqlite3.Row) -> Contact:
@@ -276,42 +295,47 @@ class SqliteStore(Store):
         elif where.assignee_id is not None:
             clauses.append("c.assignee_id = ?")
             params.append(where.assignee_id)
+        source, order = "conversations c", ("c.last_message_at", "c.id")
         if where.tag is not None:
-            clauses.append("c.id IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)")
+            # conversation_tags carries last_message_at, so a tag view walks its own index in order
+            source, order = "conversation_tags t JOIN conversations c ON c.id = t.conversation_id", _TAG_ORDER
+            clauses.append("t.tag = ?")
             params.append(where.tag)
         if where.text:
             query = _fts_query(where.text)
             if query is None:
                 return Page([], None)
             clauses.append(
-                "(c.id IN (SELECT conversation_id FROM message_search WHERE message_search MATCH ?)"
-                " OR c.contact_id IN (SELECT id FROM contacts WHERE name LIKE ? ESCAPE '\\'))"
+                "c.id IN (SELECT conversation_id FROM message_search WHERE message_search MATCH ?"
+                " ORDER BY rowid DESC LIMIT ?)"
             )
-            params += [query, _contains(where.text)]
-        rows = self._keyset("conversations c", "c.last_message_at", clauses, params, limit, cursor)
+            params += [query, SEARCH_WINDOW]
+        rows = self._keyset(source, order, clauses, params, limit, cursor, columns="c.*")
         return page_of(
             [conversation_from_row(r) for r in rows], limit, lambda c: Cursor(to_micros(c.last_message_at), c.id)
         )
 
     def _keyset(
         self,
-        table: str,
-        sort_column: str,
+        source: str,
+        order: tuple[str, str],
         clauses: list[str],
         params: list[Any],
         limit: int,
         cursor: str | None,
+        columns: str = "*",
     ) -> list[sqlite3.Row]:
-        """Newest first by ``sort_column`` then id; fetches one extra row to know if more follow."""
-        alias = table.split()[-1]
+        """Newest first by ``order`` (sort column, id column); fetches one extra row to know if
+        more follow. The cursor continues strictly after the last row of the previous page."""
+        sort_column, id_column = order
         if cursor is not None:
             position = Cursor.decode(cursor)
-            clauses = [*clauses, f"({sort_column}, {alias}.id) < (?, ?)"]
+            clauses = [*clauses, f"({sort_column}, {id_column}) < (?, ?)"]
             params = [*params, position.sort_value, position.id]
-        sql = f"SELECT {alias}.* FROM {table}"
+        sql = f"SELECT {columns} FROM {source}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += f" ORDER BY {sort_column} DESC, {alias}.id DESC LIMIT ?"
+        sql += f" ORDER BY {sort_column} DESC, {id_column} DESC LIMIT ?"
         return self._database.rows(sql, (*params, limit + 1))
 
     @_settles
@@ -329,8 +353,8 @@ class SqliteStore(Store):
         if replace:
             db.execute("DELETE FROM conversation_tags WHERE conversation_id = ?", (conversation.id,))
         db.executemany(
-            "INSERT OR IGNORE INTO conversation_tags (tag, conversation_id) VALUES (?, ?)",
-            [(tag, conversation.id) for tag in conversation.tags],
+            "INSERT OR IGNORE INTO conversation_tags (tag, conversation_id, last_message_at) VALUES (?, ?, ?)",
+            [(tag, conversation.id, to_micros(conversation.last_message_at)) for tag in conversation.tags],
         )
 
     @_settles
@@ -370,6 +394,11 @@ class SqliteStore(Store):
                     "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
                     (*conversation_mutable_values(conversation), conversation.id),
                 )
+                if conversation.tags:
+                    db.execute(
+                        "UPDATE conversation_tags SET last_message_at = ? WHERE conversation_id = ?",
+                        (to_micros(conversation.last_message_at), conversation.id),
+                    )
             db.executemany(
                 "INSERT OR IGNORE INTO thread_keys (key, conversation_id) VALUES (?, ?)",
                 [(key, conversation.id) for key in thread_keys],
@@ -394,7 +423,10 @@ class SqliteStore(Store):
                         to_micros(outbox.created_at),
                     ),
                 )
-        searchable = [message.text, conversation.subject if new_conversation else None]
+        searchable = [message.text]
+        if new_conversation:  # one row makes the subject and the contact's name findable too
+            contact = self._database.row("SELECT name FROM contacts WHERE id = ?", (conversation.contact_id,))
+            searchable.append(" ".join(filter(None, (conversation.subject, contact["name"] if contact else None))))
         for text in filter(None, searchable):
             self._database.defer(
                 "INSERT INTO message_search (text, conversation_id) VALUES (?, ?)", (text, conversation.id)

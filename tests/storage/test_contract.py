@@ -269,6 +269,14 @@ async def test_list_conversations_filters(store: Store, clock: ManualClock, chan
     assert await ids(channel_id="other") == []
 
 
+async def test_contact_names_in_one_call(store: Store, clock: ManualClock) -> None:
+    first, second = _contact(clock, "Вера"), _contact(clock, None)
+    await store.create_contact(first)
+    await store.create_contact(second)
+    assert await store.contact_names([first.id, second.id, "missing"]) == {first.id: "Вера", second.id: None}
+    assert await store.contact_names([]) == {}
+
+
 async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock: ManualClock, channel: Channel) -> None:
     a, _ = await _start(store, clock, channel)
     await store.append_message(a, _message(clock, a, "Посылка ПОВРЕЖДЕНА при доставке"), new_conversation=False)
@@ -281,6 +289,7 @@ async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock:
     assert await ids("поврежд") == [a.id]
     assert set(await ids("заказ")) == {a.id, b.id}
     assert await ids('"unbalanced AND (') == []
+    assert set(await ids("ирина")) == {a.id, b.id}  # the contact's name
 
 
 async def test_keyset_pages_are_stable_while_new_conversations_arrive(

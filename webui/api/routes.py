@@ -52,18 +52,13 @@ async def list_conversations(request: web.Request, call: Call) -> web.Response:
         limit=query.limit,
         cursor=query.cursor,
     )
-    names = await _contact_names(request, {c.contact_id for c in page.items})
+    names = await service.store.contact_names({c.contact_id for c in page.items})
     return json_response(
         s.ConversationPage(
             items=[s.ConversationOut.of(c, names.get(c.contact_id)) for c in page.items],
             next_cursor=page.next_cursor,
         )
     )
-
-
-async def _contact_names(request: web.Request, contact_ids: set[str]) -> dict[str, str | None]:
-    store = request.app[SERVICE].store
-    return {contact_id: (await store.get_contact(contact_id)).name for contact_id in contact_ids}
 
 
 async def _conversation_out(request: web.Request, conversation_id: str) -> s.ConversationOut:
