@@ -66,6 +66,7 @@ async def add_operator(
         created_at=(clock or SystemClock()).now(),
     )
     await store.create_operator(operator, token_hash=hash_secret(token))
+    await store.durable()
     return NewOperator(operator, token, password if generated else None)
 
 
@@ -88,4 +89,5 @@ async def add_channel(
         created_at=(clock or SystemClock()).now(),
     )
     await store.create_channel(channel, secret_hash=hash_secret(key) if key else None)
+    await store.durable()
     return NewChannel(channel, key)

@@ -75,6 +75,7 @@ class OutboxDispatcher:
         while True:
             now = self.clock.now()
             items = await self.store.claim_outbox(now=now, lease_until=now + self.lease, limit=self.batch)
+            await self.store.durable()  # the lease must hold before anything is sent
             if not items:
                 return attempted
             await asyncio.gather(*(self._attempt(item) for item in items))
@@ -137,6 +138,7 @@ class OutboxDispatcher:
         delay = backoff(item.attempts, base=self.base_delay, cap=self.max_delay, jitter=self.jitter)
         log.info("delivery of message %s failed (%s); retry in %s", item.message_id, error, delay)
         await self.store.retry_outbox(item, next_attempt_at=self.clock.now() + delay, error=error)
+        await self.store.durable()
 
     async def _finish(
         self,
@@ -147,4 +149,5 @@ class OutboxDispatcher:
         external_id: str | None = None,
     ) -> None:
         message = await self.store.finish_outbox(item, status=status, error=error, external_id=external_id)
+        await self.store.durable()
         await self.bus.publish(DeliveryUpdated(message=message))

@@ -152,6 +152,7 @@ class InboxService:
             if existing is None:
                 raise
             return await self._duplicate(existing)
+        await self.store.durable()
         if new_conversation:
             await self.bus.publish(ConversationCreated(conversation=conversation))
         else:
@@ -170,7 +171,7 @@ class InboxService:
         if contact is not None:
             return contact
         try:
-            return await self.create_contact(
+            return await self._new_contact(
                 name=inbound.contact.name,
                 email=inbound.contact.email,
                 phone=inbound.contact.phone,
@@ -193,6 +194,22 @@ class InboxService:
         identities: tuple[Identity, ...] = (),
         attributes: dict[str, Any] | None = None,
     ) -> Contact:
+        contact = await self._new_contact(
+            name=name, email=email, phone=phone, identities=identities, attributes=attributes
+        )
+        await self.store.durable()
+        return contact
+
+    async def _new_contact(
+        self,
+        *,
+        name: str | None,
+        email: str | None,
+        phone: str | None,
+        identities: tuple[Identity, ...],
+        attributes: dict[str, Any] | None = None,
+    ) -> Contact:
+        """Stored, not yet durable: the caller's own barrier covers it."""
         contact = Contact(
             id=new_id(),
             name=name,
@@ -278,6 +295,7 @@ class InboxService:
             if existing is None:
                 raise
             return await self._replayed(existing, conversation_id)
+        await self.store.durable()
         if is_reply:
             await self.bus.publish(
                 ConversationUpdated(
@@ -329,6 +347,7 @@ class InboxService:
             return conversation
         updated = replace(updated, updated_at=now)
         await self.store.save_conversation(updated)
+        await self.store.durable()
         await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed, actor_id=actor.id))
         return updated
 

@@ -4,6 +4,10 @@ Adapters (:mod:`storage.sqlite`, :mod:`storage.mongo`) implement :class:`Store`;
 suite in ``tests/storage/`` runs against each. Every method either succeeds or raises an error
 from :mod:`inbox.errors` (``NotFound``, ``Conflict``, ``Unavailable``); driver errors never leak.
 
+Durability: a write is atomic when its method returns, but may become durable a moment later
+(the SQLite adapter commits writes in groups). Whoever acknowledges something to the outside
+world (a channel, an API client, the event bus) first awaits :meth:`Store.durable`.
+
 Two methods are units of work that must be atomic, because the product's promises rest on them:
 :meth:`Store.append_message` (the message, its conversation's new state and, for replies, the
 outbox job are stored together or not at all) and :meth:`Store.claim_outbox` (one job goes to one
@@ -101,12 +105,10 @@ class Store(ABC):
         """Raises ``Unavailable`` when the database does not answer (for /healthz)."""
 
     async def durable(self) -> None:
-        """Returns once everything this store has returned so far is durable.
+        """Returns once every write made and every row read so far is durable; raises
+        ``Unavailable`` if the commit they are part of failed (and was rolled back).
 
-        Reads may see the work of a batch that is still being committed (the SQLite adapter
-        commits in groups); a caller about to acknowledge something it only read, such as a
-        redelivered message, awaits this first. Adapters that commit every write at once
-        need not override it."""
+        Adapters that commit every write when it is made need not override it."""
         return None
 
     # channels
@@ -190,7 +192,9 @@ class Store(ABC):
     async def list_conversations(
         self, where: ConversationFilter, *, limit: int, cursor: str | None = None
     ) -> Page[Conversation]:
-        """Newest activity first (``last_message_at`` then id, descending), keyset-paged."""
+        """Newest activity first (``last_message_at`` then id, descending), keyset-paged.
+        ``where.text`` matches word prefixes in messages, subjects and contact names; the text
+        index may lag writes until they are durable."""
 
     @abstractmethod
     async def save_conversation(self, conversation: Conversation) -> None:

@@ -7,9 +7,10 @@ work runs inside a ``SAVEPOINT`` of a transaction that stays open until the even
 turn, when one ``COMMIT`` makes the whole batch durable. Under load a batch holds every request
 handled in that turn; when idle it holds one, committed a turn later.
 
-A unit that fails rolls back to its savepoint and leaves the rest of the batch alone. No caller
-hears of a result before it is durable: writers and readers alike await :meth:`Database.settled`,
-so nothing uncommitted (a message another request just wrote, say) is ever answered from.
+A unit that fails rolls back to its savepoint and leaves the rest of the batch alone. Nothing is
+acknowledged before it is durable: the service awaits :meth:`Database.settled` (the port's
+``Store.durable``) once per operation, before it answers or publishes an event, so a request
+suspends once, however many units it wrote.
 
 Checkpoints (copying the WAL back into the database file, with an fsync) would stall the loop
 for milliseconds on a real disk, so automatic checkpoints are off and a worker thread runs a

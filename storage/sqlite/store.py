@@ -12,14 +12,13 @@ power loss, at some cost in write throughput.
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from inbox.domain import Channel, Contact, Conversation, DeliveryStatus, Identity, Message, Operator, OutboxItem
 from inbox.errors import NotFound
@@ -43,9 +42,6 @@ from storage.sqlite.schema import migrate
 
 __all__ = ["SqliteStore"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
 
 def _fts_query(text: str) -> str | None:
     """Each word as a quoted prefix term: user text never becomes FTS5 syntax."""
@@ -64,18 +60,6 @@ _TAG_ORDER = ("t.last_message_at", "t.conversation_id")
 def _contains(text: str) -> str:
     """A LIKE pattern (with ESCAPE '\\') matching ``text`` literally anywhere."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _settles(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """For writes: returns only once the unit of work is committed (see :mod:`.database`)."""
-
-    @functools.wraps(method)
-    async def settled(*args: P.args, **kwargs: P.kwargs) -> R:
-        result = await method(*args, **kwargs)
-        await args[0]._database.settled()  # type: ignore[attr-defined]
-        return result
-
-    return settled
 
 
 class SqliteStore(Store):
@@ -105,7 +89,6 @@ class SqliteStore(Store):
 
     # channels
 
-    @_settles
     async def create_channel(self, channel: Channel, secret_hash: str | None = None) -> None:
         self._database.execute(
             "INSERT INTO channels (id, kind, name, settings, secret_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -134,7 +117,6 @@ class SqliteStore(Store):
 
     # operators
 
-    @_settles
     async def create_operator(self, operator: Operator, token_hash: str) -> None:
         self._database.execute(
             "INSERT INTO operators (id, email, name, role, presence, focus_mode, max_open, teams,"
@@ -163,7 +145,6 @@ class SqliteStore(Store):
         row = self._database.row("SELECT count(*) FROM operators")
         return int(row[0]) if row else 0
 
-    @_settles
     async def save_operator(self, operator: Operator) -> None:
         updated = self._database.execute(
             "UPDATE operators SET email = ?, name = ?, role = ?, presence = ?, focus_mode = ?,"
@@ -175,7 +156,6 @@ class SqliteStore(Store):
 
     # contacts
 
-    @_settles
     async def create_contact(self, contact: Contact) -> None:
         with self._database.unit() as db:
             db.execute(
@@ -338,7 +318,6 @@ class SqliteStore(Store):
         sql += f" ORDER BY {sort_column} DESC, {id_column} DESC LIMIT ?"
         return self._database.rows(sql, (*params, limit + 1))
 
-    @_settles
     async def save_conversation(self, conversation: Conversation) -> None:
         with self._database.unit() as db:
             if not db.execute(
@@ -357,7 +336,6 @@ class SqliteStore(Store):
             [(tag, conversation.id, to_micros(conversation.last_message_at)) for tag in conversation.tags],
         )
 
-    @_settles
     async def append_message(
         self,
         conversation: Conversation,
@@ -462,7 +440,6 @@ class SqliteStore(Store):
 
     # outbox
 
-    @_settles
     async def claim_outbox(self, *, now: datetime, lease_until: datetime, limit: int) -> list[OutboxItem]:
         with self._database.unit() as db:
             rows = db.execute(
@@ -477,7 +454,6 @@ class SqliteStore(Store):
         row = self._database.row("SELECT min(max(next_attempt_at, leased_until)) FROM outbox")
         return from_micros(row[0]) if row else None
 
-    @_settles
     async def finish_outbox(
         self,
         item: OutboxItem,
@@ -497,7 +473,6 @@ class SqliteStore(Store):
             raise NotFound(f"message {item.message_id} not found")
         return message_from_row(row)
 
-    @_settles
     async def retry_outbox(self, item: OutboxItem, *, next_attempt_at: datetime, error: str) -> None:
         self._database.execute(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, leased_until = 0,"

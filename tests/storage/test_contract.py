@@ -281,6 +281,7 @@ async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock:
     a, _ = await _start(store, clock, channel)
     await store.append_message(a, _message(clock, a, "Посылка ПОВРЕЖДЕНА при доставке"), new_conversation=False)
     b, _ = await _start(store, clock, channel)
+    await store.durable()  # the search index may lag writes until they are durable
 
     async def ids(text: str) -> list[str]:
         return [x.id for x in (await store.list_conversations(ConversationFilter(text=text), limit=10)).items]
