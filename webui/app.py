@@ -12,8 +12,9 @@ from inbox.errors import StorageError
 from inbox.service import InboxService
 from webui.api.openapi import openapi_document
 from webui.api.routes import ENDPOINTS
+from webui.auth import TokenCache
 from webui.errors import error_middleware
-from webui.keys import MAX_BODY_BYTES, SERVICE
+from webui.keys import CHANNEL_KEYS, MAX_BODY_BYTES, OPERATOR_TOKENS, SERVICE
 
 __all__ = ["create_web_app"]
 
@@ -22,6 +23,8 @@ def create_web_app(service: InboxService, *, max_body_bytes: int, version: str) 
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[SERVICE] = service
     app[MAX_BODY_BYTES] = max_body_bytes
+    app[OPERATOR_TOKENS] = TokenCache()
+    app[CHANNEL_KEYS] = TokenCache()
     document = openapi_document(ENDPOINTS, version=version)
 
     async def healthz(request: web.Request) -> web.Response:

@@ -1,6 +1,15 @@
-"""Bearer-token authentication for the API: operators by their API token, channels by their key."""
+"""Bearer-token authentication for the API: operators by their API token, channels by their key.
+
+Successful look-ups are remembered for a few seconds: an inbound burst from one integration
+then costs one query, not one per message. A change to an operator (role, deletion) therefore
+takes effect within :data:`TOKEN_CACHE_SECONDS`.
+"""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
@@ -8,7 +17,28 @@ from inbox.domain import Channel, Operator
 from inbox.ids import hash_secret
 from storage.base import Store
 
-__all__ = ["bearer_token", "channel_for", "operator_for"]
+__all__ = ["TOKEN_CACHE_SECONDS", "TokenCache", "bearer_token", "channel_for", "operator_for"]
+
+TOKEN_CACHE_SECONDS = 5.0
+T = TypeVar("T")
+
+
+class TokenCache(Generic[T]):
+    def __init__(self, ttl: float = TOKEN_CACHE_SECONDS, max_entries: int = 10_000) -> None:
+        self._ttl, self._max_entries = ttl, max_entries
+        self._entries: dict[str, tuple[float, T]] = {}
+
+    async def get(self, token_hash: str, load: Callable[[str], Awaitable[T | None]]) -> T | None:
+        now = time.monotonic()
+        hit = self._entries.get(token_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = await load(token_hash)
+        if value is not None:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[token_hash] = (now + self._ttl, value)
+        return value
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -17,11 +47,11 @@ def bearer_token(request: web.Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def operator_for(request: web.Request, store: Store) -> Operator | None:
+async def operator_for(request: web.Request, store: Store, cache: TokenCache[Operator]) -> Operator | None:
     token = bearer_token(request)
-    return await store.operator_by_token(hash_secret(token)) if token else None
+    return await cache.get(hash_secret(token), store.operator_by_token) if token else None
 
 
-async def channel_for(request: web.Request, store: Store) -> Channel | None:
+async def channel_for(request: web.Request, store: Store, cache: TokenCache[Channel]) -> Channel | None:
     token = bearer_token(request)
-    return await store.channel_by_secret(hash_secret(token)) if token else None
+    return await cache.get(hash_secret(token), store.channel_by_secret) if token else None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from inbox.domain import Channel, Operator
 from inbox.service import InboxService
+from webui.auth import TokenCache
 
-__all__ = ["MAX_BODY_BYTES", "SERVICE"]
+__all__ = ["CHANNEL_KEYS", "MAX_BODY_BYTES", "OPERATOR_TOKENS", "SERVICE"]
 
 SERVICE = web.AppKey("service", InboxService)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+OPERATOR_TOKENS = web.AppKey("operator_tokens", TokenCache[Operator])
+CHANNEL_KEYS = web.AppKey("channel_keys", TokenCache[Channel])

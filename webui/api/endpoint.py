@@ -22,7 +22,7 @@ from inbox.errors import PermissionDenied
 from webui.api.schemas import Query, Request
 from webui.auth import channel_for, operator_for
 from webui.errors import ApiError
-from webui.keys import SERVICE
+from webui.keys import CHANNEL_KEYS, OPERATOR_TOKENS, SERVICE
 
 __all__ = ["Call", "Endpoint", "Header", "json_response"]
 
@@ -77,13 +77,13 @@ class Endpoint:
         store = request.app[SERVICE].store
         operator = channel = None
         if self.auth == "operator":
-            operator = await operator_for(request, store)
+            operator = await operator_for(request, store, request.app[OPERATOR_TOKENS])
             if operator is None:
                 raise ApiError(401, "unauthorized", "a valid operator API token is required")
             if not operator.role.at_least(self.role):
                 raise PermissionDenied(f"this needs the {self.role} role")
         elif self.auth == "channel":
-            channel = await channel_for(request, store)
+            channel = await channel_for(request, store, request.app[CHANNEL_KEYS])
             if channel is None:
                 raise ApiError(401, "unauthorized", "a valid channel key is required")
         for header in self.headers:
