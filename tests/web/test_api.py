@@ -279,4 +279,8 @@ async def test_wrong_token_and_missing_things(api: Api) -> None:
         headers=headers,
     )
     assert await _error(past) == (422, "invalid")
+    null_status = await api.client.patch(
+        f"/api/v1/conversations/{conversation_id}", json={"status": None}, headers=headers
+    )
+    assert await _error(null_status) == (422, "invalid")
     assert (await api.inbox.store.get_conversation(conversation_id)).status is ConversationStatus.OPEN

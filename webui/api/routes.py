@@ -6,6 +6,7 @@ from aiohttp import web
 
 from connectors.api import inbound_message
 from inbox.domain import Identity, Role
+from inbox.errors import ValidationError
 from inbox.service import UNCHANGED
 from storage.base import ConversationFilter
 from webui.api import schemas as s
@@ -83,22 +84,14 @@ async def get_conversation(request: web.Request, call: Call) -> web.Response:
 
 async def patch_conversation(request: web.Request, call: Call) -> web.Response:
     body: s.ConversationPatch = call.body
-    given = body.model_fields_set
-    service = request.app[SERVICE]
-
-    def field(name: str, value: object = None) -> object:
-        return (getattr(body, name) if value is None else value) if name in given else UNCHANGED
-
-    await service.update(
-        request.match_info["id"],
-        call.actor,
-        status=field("status"),  # type: ignore[arg-type]
-        assignee_id=field("assignee_id"),  # type: ignore[arg-type]
-        priority=field("priority"),  # type: ignore[arg-type]
-        tags=field("tags", tuple(body.tags or ())),  # type: ignore[arg-type]
-        snoozed_until=field("snoozed_until"),  # type: ignore[arg-type]
-    )
-    return json_response(await _conversation_out(request, request.match_info["id"]))
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if any(changes.get(name, UNCHANGED) is None for name in ("status", "priority", "tags")):
+        raise ValidationError("status, priority and tags cannot be null")
+    if "tags" in changes:
+        changes["tags"] = tuple(changes["tags"])
+    updated = await request.app[SERVICE].update(request.match_info["id"], call.actor, **changes)
+    contact = await request.app[SERVICE].store.get_contact(updated.contact_id)
+    return json_response(s.ConversationOut.of(updated, contact.name))
 
 
 async def list_messages(request: web.Request, call: Call) -> web.Response:
