@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -52,6 +53,12 @@ def mapped_errors() -> Iterator[None]:
         raise storage_error(exc) from exc
 
 
+_written_in: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
+    "sqlite_batch_written_in", default=None
+)
+"""The batch the current task last wrote into (each request runs in its own task)."""
+
+
 class Database:
     def __init__(self, path: str, *, synchronous: str, checkpoint_interval: float = 1.0) -> None:
         self.path = path
@@ -61,6 +68,7 @@ class Database:
         self._batch: asyncio.Future[None] | None = None
         self._deferred: list[tuple[str, Sequence[Any]]] = []
         self._checkpointer: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
@@ -72,6 +80,7 @@ class Database:
                 connection.execute("PRAGMA wal_autocheckpoint = 0")
         self._connection = connection
         if self.path != ":memory:":
+            self._stopping = asyncio.Event()
             self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoint_forever())
         return connection
 
@@ -87,9 +96,9 @@ class Database:
 
     async def close(self) -> None:
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+            # not cancel(): a checkpoint running in its thread must finish before its connection closes
+            self._stopping.set()
+            await self._checkpointer
             self._checkpointer = None
         if self._connection is not None:
             if self._batch is not None:
@@ -137,6 +146,7 @@ class Database:
                 connection.execute("RELEASE unit")
                 raise
             connection.execute("RELEASE unit")
+            _written_in.set(self._batch)
 
     def defer(self, sql: str, params: Sequence[Any]) -> None:
         """Runs ``sql`` at the batch's commit, outside any savepoint: for full-text index rows,
@@ -152,9 +162,13 @@ class Database:
             return connection.execute(sql, params).rowcount
 
     async def settled(self) -> None:
-        """Returns once everything read or written so far is committed."""
-        if self._batch is not None:
-            await asyncio.shield(self._batch)
+        """Returns once the caller's writes and everything it could have read are committed;
+        raises ``Unavailable`` if the batch its writes went into failed, however late it asks."""
+        mine, current = _written_in.get(), self._batch
+        _written_in.set(None)
+        for batch in (mine, current):
+            if batch is not None:
+                await asyncio.shield(batch)
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, None
@@ -180,7 +194,9 @@ class Database:
         connection = await asyncio.to_thread(self._open_connection)
         try:
             while True:
-                await asyncio.sleep(self._checkpoint_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._checkpoint_interval)
+                    return
                 try:
                     await asyncio.to_thread(connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error as exc:

@@ -1,0 +1,87 @@
+"""The SQLite group commit: units are atomic, batches commit together, checkpoints run in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from inbox.errors import Conflict, Unavailable
+from storage.sqlite.database import Database
+
+
+async def _database(tmp_path: Path, **kwargs) -> Database:
+    database = Database(str(tmp_path / "db.sqlite3"), synchronous="NORMAL", **kwargs)
+    database.connect().execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+    return database
+
+
+def _committed_rows(tmp_path: Path) -> list[tuple[str, str]]:
+    """What another connection sees: only committed rows."""
+    with sqlite3.connect(tmp_path / "db.sqlite3") as other:
+        return other.execute("SELECT k, v FROM t ORDER BY k").fetchall()
+
+
+async def test_units_of_one_turn_commit_together_and_a_failed_unit_leaves_the_rest(tmp_path: Path) -> None:
+    database = await _database(tmp_path)
+    try:
+        database.execute("INSERT INTO t VALUES ('a', '1')")
+        with pytest.raises(Conflict):
+            with database.unit() as connection:
+                connection.execute("INSERT INTO t VALUES ('b', '2')")
+                connection.execute("INSERT INTO t VALUES ('a', 'duplicate')")
+        database.execute("INSERT INTO t VALUES ('c', '3')")
+        assert [r["k"] for r in database.rows("SELECT k FROM t ORDER BY k")] == ["a", "c"]
+        assert _committed_rows(tmp_path) == []  # not yet: the batch commits on the loop's next turn
+        await database.settled()
+        assert _committed_rows(tmp_path) == [("a", "1"), ("c", "3")]
+    finally:
+        await database.close()
+
+
+async def test_a_failed_commit_reaches_its_writers_even_when_they_ask_late(tmp_path: Path) -> None:
+    database = await _database(tmp_path)
+    try:
+        database.execute("CREATE TABLE child (parent TEXT REFERENCES t (k))")
+        await database.settled()
+        database.connection.execute("PRAGMA foreign_keys = ON")
+        database.connection.execute("PRAGMA defer_foreign_keys = ON")  # checked only at COMMIT
+
+        async def writer(key: str, *, bad: bool = False) -> None:
+            database.execute("INSERT INTO t VALUES (?, 'x')", (key,))
+            if bad:
+                database.execute("INSERT INTO child VALUES ('missing')")
+            await asyncio.sleep(0.05)  # asks after the batch has already failed
+            await database.settled()
+
+        results = await asyncio.gather(writer("a"), writer("b", bad=True), writer("c"), return_exceptions=True)
+        assert [type(r) for r in results] == [Unavailable] * 3, results
+        assert _committed_rows(tmp_path) == []
+
+        async def clean_writer() -> None:
+            database.execute("INSERT INTO t VALUES ('d', 'x')")
+            await database.settled()
+
+        await asyncio.create_task(clean_writer())  # a new task: the next batch works again
+        assert _committed_rows(tmp_path) == [("d", "x")]
+    finally:
+        await database.close()
+
+
+async def test_background_checkpoint_moves_the_wal_into_the_database_file(tmp_path: Path) -> None:
+    database = await _database(tmp_path, checkpoint_interval=0.05)
+    try:
+        await database.settled()
+        before = (tmp_path / "db.sqlite3").stat().st_size
+        for index in range(200):
+            database.execute("INSERT INTO t VALUES (?, ?)", (f"k{index}", "x" * 4000))
+        await database.settled()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if (tmp_path / "db.sqlite3").stat().st_size > before + 500_000:
+                break
+        assert (tmp_path / "db.sqlite3").stat().st_size > before + 500_000
+    finally:
+        await database.close()
