@@ -47,6 +47,7 @@ def inbound_message(
         external_id=external_id,
         contact=InboundContact(
             external_id=contact["external_id"],
+            scope=f"api:{channel.id}",
             name=contact.get("name"),
             email=contact.get("email"),
             phone=contact.get("phone"),

@@ -11,6 +11,8 @@ from aiohttp import ClientSession
 from connectors.base import Connector, ConnectorContext, OnInbound
 from connectors.registry import connector_class
 from inbox.domain import Channel, DeliveryReceipt, OutboundMessage
+from inbox.errors import DeliveryError
+from inbox.locks import KeyedLocks
 
 __all__ = ["ConnectorHub"]
 
@@ -29,26 +31,47 @@ class ConnectorHub:
         self._on_inbound = on_inbound
         self._overrides = dict(overrides or {})
         self._running: dict[str, Connector] = {}
+        self._starting = KeyedLocks()
+        self._stopped = False
 
     def _class_for(self, kind: str) -> type[Connector]:
         return self._overrides.get(kind) or connector_class(kind)
 
     async def connector(self, channel: Channel) -> Connector:
+        """The channel's running connector, started on first use; one instance even when several
+        deliveries ask at once."""
         running = self._running.get(channel.id)
-        if running is None:
-            running = self._class_for(channel.kind)(
-                ConnectorContext(channel=channel, http=self._http(), on_inbound=self._on_inbound)
-            )
-            await running.start()
-            self._running[channel.id] = running
-            log.info("started %s connector for channel %s (%s)", channel.kind, channel.name, channel.id)
+        if running is not None:
+            return running
+        async with self._starting.hold(channel.id):
+            running = self._running.get(channel.id)
+            if running is None:
+                if self._stopped:
+                    raise DeliveryError("connectors are shutting down")
+                try:
+                    kind = self._class_for(channel.kind)
+                except LookupError as exc:
+                    raise DeliveryError(str(exc), retryable=False) from exc
+                running = kind(ConnectorContext(channel=channel, http=self._http(), on_inbound=self._on_inbound))
+                await running.start()
+                self._running[channel.id] = running
+                log.info("started %s connector for channel %s (%s)", channel.kind, channel.name, channel.id)
         return running
 
     async def start_all(self, channels: list[Channel]) -> None:
+        """Starts every channel's connector; one that fails is logged and retried on first use,
+        so a broken mailbox does not keep the API and the other channels from starting."""
+        self._stopped = False
         for channel in channels:
-            await self.connector(channel)
+            try:
+                await self.connector(channel)
+            except Exception:
+                log.exception(
+                    "the %s connector of channel %s (%s) did not start", channel.kind, channel.name, channel.id
+                )
 
     async def stop_all(self) -> None:
+        self._stopped = True
         for channel_id, connector in reversed(list(self._running.items())):
             try:
                 await connector.stop()

@@ -1,8 +1,8 @@
 """The composition root: the one module that knows every package and wires them together.
 
 Start-up and shutdown are aiohttp ``cleanup_ctx`` contexts on the root application, entered in
-dependency order and left in reverse: HTTP client session → store → outbox dispatcher →
-connectors. A context that failed to start is not cleaned up; the ones before it are.
+dependency order and left in reverse: HTTP client session → store → connectors → outbox
+dispatcher. A context that failed to start is not cleaned up; the ones before it are.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def build(
     on_admin_created: Callable[[NewOperator], None] | None = None,
 ) -> Inbox:
     clock = clock or SystemClock()
-    store = store or open_store(settings.effective_database_url)
+    store = store or open_store(settings.effective_database_url, sqlite_durability=settings.sqlite_durability)
     bus = EventBus()
     service = InboxService(store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days))
     web_app = create_web_app(service, max_body_bytes=settings.max_body_bytes, version=__version__)
@@ -81,7 +81,8 @@ def build(
         web=web_app,
         on_admin_created=on_admin_created,
     )
-    web_app.cleanup_ctx.extend([_http_session(inbox), _store(inbox), _dispatcher(inbox), _connectors(inbox)])
+    # entered in this order, left in reverse: the dispatcher stops before the connectors it sends through
+    web_app.cleanup_ctx.extend([_http_session(inbox), _store(inbox), _connectors(inbox), _dispatcher(inbox)])
     return inbox
 
 

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[None]]) -> None:
-    store = open_store(settings.effective_database_url)
+    store = open_store(settings.effective_database_url, sqlite_durability=settings.sqlite_durability)
     await store.open()
     try:
         await work(store)

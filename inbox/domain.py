@@ -207,9 +207,15 @@ class Team:
 
 @dataclass(**_VALUE)
 class InboundContact:
-    """Who wrote, as the channel tells it."""
+    """Who wrote, as the channel tells it.
+
+    ``scope`` is where ``external_id`` is unique: by default the channel kind (an email address
+    or a Telegram user id means the same person on every channel of that kind); an integration
+    whose ids mean something only inside itself, such as an ``api`` channel, scopes them to the
+    channel, so two shops' "cust-7" stay two contacts."""
 
     external_id: str
+    scope: str | None = None
     name: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -235,7 +241,6 @@ class InboundMessage:
     own_thread_key: str | None = None
     attachments: tuple[Attachment, ...] = ()
     auto_reply: bool = False
-    received_at: datetime | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -29,10 +29,11 @@ from inbox.domain import (
     Priority,
     Role,
 )
-from inbox.errors import Conflict, PermissionDenied, ValidationError
+from inbox.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from inbox.events import ConversationCreated, ConversationUpdated, EventBus, MessageCreated
 from inbox.ids import new_id
 from inbox.locks import KeyedLocks
+from inbox.reads import InboxReads
 from storage.base import Store
 
 __all__ = ["InboxService", "Received", "Sent", "UNCHANGED"]
@@ -79,6 +80,7 @@ class InboxService:
         self.reopen_window = reopen_window
         self._channels: dict[str, Channel] = {}
         self._receiving = KeyedLocks()
+        self.reads = InboxReads(store)
 
     async def channel(self, channel_id: str) -> Channel:
         """Channels are read on every message and change rarely, so they are cached."""
@@ -95,7 +97,7 @@ class InboxService:
 
         Messages of one contact on one channel are received one at a time, so two arriving
         together cannot both decide to start a new conversation (within this process)."""
-        async with self._receiving.hold((inbound.channel_id, inbound.contact.external_id)):
+        async with self._receiving.hold((inbound.channel_id, inbound.contact.scope, inbound.contact.external_id)):
             return await self._receive(inbound)
 
     async def _receive(self, inbound: InboundMessage) -> Received:
@@ -166,7 +168,7 @@ class InboxService:
         return Received(conversation, message, duplicate=True, new_conversation=False)
 
     async def _contact_for(self, channel: Channel, inbound: InboundMessage) -> Contact:
-        identity = Identity(channel_kind=channel.kind, external_id=inbound.contact.external_id)
+        identity = Identity(channel_kind=inbound.contact.scope or channel.kind, external_id=inbound.contact.external_id)
         contact = await self.store.contact_by_identity(identity)
         if contact is not None:
             return contact
@@ -222,9 +224,6 @@ class InboxService:
         await self.store.create_contact(contact)
         return contact
 
-    async def find_contact(self, identity: Identity) -> Contact | None:
-        return await self.store.contact_by_identity(identity)
-
     # operator actions
 
     async def reply(
@@ -252,7 +251,7 @@ class InboxService:
         if idempotency_key is not None:
             existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
             if existing is not None:
-                return await self._replayed(existing, conversation_id)
+                return await self._replayed(existing, conversation_id, kind, text)
         conversation = await self.store.get_conversation(conversation_id)
         now = self.clock.now()
         is_reply = kind is MessageKind.MESSAGE
@@ -294,7 +293,7 @@ class InboxService:
             existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
             if existing is None:
                 raise
-            return await self._replayed(existing, conversation_id)
+            return await self._replayed(existing, conversation_id, kind, text)
         await self.store.durable()
         if is_reply:
             await self.bus.publish(
@@ -307,10 +306,12 @@ class InboxService:
         await self.bus.publish(MessageCreated(conversation=conversation, message=message))
         return Sent(conversation, message, duplicate=False)
 
-    async def _replayed(self, message: Message, conversation_id: str) -> Sent:
+    async def _replayed(self, message: Message, conversation_id: str, kind: MessageKind, text: str) -> Sent:
+        """A retry of the same request gets the first answer; a different request reusing the key
+        is refused rather than silently answered with someone else's message."""
         await self.store.durable()
-        if message.conversation_id != conversation_id:
-            raise Conflict("this Idempotency-Key was already used for another conversation")
+        if (message.conversation_id, message.kind, message.text) != (conversation_id, kind, text):
+            raise Conflict("this Idempotency-Key was already used for a different message")
         return Sent(await self.store.get_conversation(conversation_id), message, duplicate=True)
 
     async def update(
@@ -382,7 +383,10 @@ class InboxService:
         elif conversation.assignee_id not in (None, actor.id):
             raise PermissionDenied("this conversation is assigned to someone else")
         if assignee_id is not None:
-            await self.store.get_operator(assignee_id)
+            try:
+                await self.store.get_operator(assignee_id)
+            except NotFound as exc:
+                raise ValidationError(f"no operator {assignee_id}") from exc
 
 
 _CHANGE_TRACKED = ("status", "assignee_id", "priority", "tags", "snoozed_until", "resolved_at")

@@ -5,7 +5,7 @@ from storage.base import UNASSIGNED, ConversationFilter, Cursor, Page, Store
 __all__ = ["UNASSIGNED", "ConversationFilter", "Cursor", "Page", "Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, sqlite_durability: str = "normal") -> Store:
     """The adapter for a database URL: ``sqlite:///path/to/file`` or ``mongodb://…``.
 
     Adapters are imported here, lazily, so a SQLite deployment never imports PyMongo.
@@ -13,7 +13,7 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         from storage.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///") or ":memory:")
+        return SqliteStore(url.removeprefix("sqlite:///") or ":memory:", durability=sqlite_durability)
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from storage.mongo import MongoStore
 

@@ -81,7 +81,7 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             sort_value, item_id = json.loads(raw)
-            if not isinstance(sort_value, int) or not isinstance(item_id, str):
+            if type(sort_value) is not int or not 0 <= sort_value < 2**63 or not isinstance(item_id, str):
                 raise TypeError
         except (ValueError, TypeError) as exc:
             raise ValidationError("invalid cursor") from exc

@@ -29,7 +29,7 @@ def create_web_app(service: InboxService, *, max_body_bytes: int, version: str) 
 
     async def healthz(request: web.Request) -> web.Response:
         try:
-            await service.store.ping()
+            await service.reads.ping()
         except StorageError as exc:
             return web.json_response({"status": "unavailable", "detail": str(exc)}, status=503)
         return web.json_response({"status": "ok"})

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from inbox.domain import Channel, Operator
 from inbox.ids import hash_secret
-from storage.base import Store
+from inbox.reads import InboxReads
 
 __all__ = ["TOKEN_CACHE_SECONDS", "TokenCache", "bearer_token", "channel_for", "operator_for"]
 
@@ -28,12 +28,14 @@ class TokenCache(Generic[T]):
         self._ttl, self._max_entries = ttl, max_entries
         self._entries: dict[str, tuple[float, T]] = {}
 
-    async def get(self, token_hash: str, load: Callable[[str], Awaitable[T | None]]) -> T | None:
+    async def get(self, token: str, load: Callable[[str], Awaitable[T | None]]) -> T | None:
+        """Keyed by the token's hash, so the cache never holds a usable secret."""
+        token_hash = hash_secret(token)
         now = time.monotonic()
         hit = self._entries.get(token_hash)
         if hit is not None and hit[0] > now:
             return hit[1]
-        value = await load(token_hash)
+        value = await load(token)
         if value is not None:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()
@@ -47,11 +49,11 @@ def bearer_token(request: web.Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def operator_for(request: web.Request, store: Store, cache: TokenCache[Operator]) -> Operator | None:
+async def operator_for(request: web.Request, reads: InboxReads, cache: TokenCache[Operator]) -> Operator | None:
     token = bearer_token(request)
-    return await cache.get(hash_secret(token), store.operator_by_token) if token else None
+    return await cache.get(token, reads.operator_by_token) if token else None
 
 
-async def channel_for(request: web.Request, store: Store, cache: TokenCache[Channel]) -> Channel | None:
+async def channel_for(request: web.Request, reads: InboxReads, cache: TokenCache[Channel]) -> Channel | None:
     token = bearer_token(request)
-    return await cache.get(hash_secret(token), store.channel_by_secret) if token else None
+    return await cache.get(token, reads.channel_by_key) if token else None

@@ -75,3 +75,15 @@ def test_cli_reports_bad_configuration(capsys: pytest.CaptureFixture[str], monke
     monkeypatch.setenv("INBOX_HTTP_PORT", "99999")
     code, _, err = _run(capsys, "channel", "list")
     assert code == 2 and "http_port" in err
+
+
+async def test_sqlite_durability_setting_reaches_the_store(tmp_path: Path) -> None:
+    from inbox.app import build
+
+    inbox = build(load_settings(overrides={"data_dir": tmp_path, "sqlite_durability": "full"}, environ={}))
+    await inbox.store.open()
+    try:
+        (synchronous,) = inbox.store._database.connection.execute("PRAGMA synchronous").fetchone()  # type: ignore[attr-defined]
+        assert synchronous == 2  # FULL
+    finally:
+        await inbox.store.close()

@@ -195,8 +195,8 @@ async def test_operators_assign_only_themselves_supervisors_anyone(
         await service.assign(conversation_id, operator, operator.id)  # taking someone else's
     with pytest.raises(PermissionDenied):
         await service.assign(conversation_id, operator, None)  # unassigning someone else
-    with pytest.raises(NotFound):
-        await service.assign(conversation_id, supervisor, "0" * 26)
+    with pytest.raises(ValidationError):
+        await service.assign(conversation_id, supervisor, "0" * 26)  # no such operator
     assert (await service.assign(conversation_id, supervisor, None)).assignee_id is None
 
 

@@ -386,3 +386,19 @@ async def test_expired_lease_is_claimable_again(store: Store, clock: ManualClock
     await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=2), limit=1)
     clock.advance(timedelta(minutes=2))
     assert [i.id for i in await store.claim_outbox(now=clock.now(), lease_until=clock.now(), limit=1)] == [job.id]
+
+
+async def test_pages_with_equal_timestamps_and_tag_filter_lose_nothing(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    created = {(await _start(store, clock, channel, tags=("same",)))[0].id for _ in range(7)}  # one instant
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = await store.list_conversations(ConversationFilter(tag="same"), limit=3, cursor=cursor)
+        seen += [c.id for c in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == 7 and set(seen) == created
+    assert seen == sorted(seen, reverse=True)  # ties broken by id, descending

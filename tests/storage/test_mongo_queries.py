@@ -33,7 +33,7 @@ from inbox.domain import (
     Priority,
     Role,
 )
-from inbox.errors import Conflict, StorageError, Unavailable
+from inbox.errors import Conflict, StorageError, Unavailable, ValidationError
 from storage import open_store
 from storage.base import UNASSIGNED, ConversationFilter, Cursor
 from storage.mongo import MongoStore
@@ -179,12 +179,13 @@ def test_cursor_decoded_from_its_text_gives_the_same_condition() -> None:
     assert q.after(decoded, "f", descending=True) == q.after(position, "f", descending=True)
 
 
-def test_cursor_sort_value_is_sent_as_an_integer() -> None:
-    # JSON ``true`` passes Cursor.decode's isinstance(int) check; BSON would send a boolean,
-    # which compares with nothing stored. SQLite binds it as 1; so does this.
-    condition = q.after(Cursor.decode(Cursor(True, "x").encode()), "created_at", descending=False)
-    value = condition["$or"][1]["created_at"]
-    assert value == 1 and type(value) is int
+def test_cursors_with_booleans_or_out_of_range_numbers_are_refused() -> None:
+    # JSON ``true`` would reach BSON as a boolean (comparing with nothing stored); 10**30 overflows
+    # both BSON and SQLite integers. Cursor.decode refuses them before any query is built.
+    for sort_value in (True, -1, 2**63, 10**30):
+        with pytest.raises(ValidationError):
+            Cursor.decode(Cursor(sort_value, "x").encode())
+    assert Cursor.decode(Cursor(2**63 - 1, "x").encode()) == Cursor(2**63 - 1, "x")
 
 
 def test_messages_continue_oldest_first() -> None:

@@ -74,16 +74,16 @@ class Endpoint:
         return web.route(self.method, self.path, self._serve)
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        store = request.app[SERVICE].store
+        reads = request.app[SERVICE].reads
         operator = channel = None
         if self.auth == "operator":
-            operator = await operator_for(request, store, request.app[OPERATOR_TOKENS])
+            operator = await operator_for(request, reads, request.app[OPERATOR_TOKENS])
             if operator is None:
                 raise ApiError(401, "unauthorized", "a valid operator API token is required")
             if not operator.role.at_least(self.role):
                 raise PermissionDenied(f"this needs the {self.role} role")
         elif self.auth == "channel":
-            channel = await channel_for(request, store, request.app[CHANNEL_KEYS])
+            channel = await channel_for(request, reads, request.app[CHANNEL_KEYS])
             if channel is None:
                 raise ApiError(401, "unauthorized", "a valid channel key is required")
         for header in self.headers:

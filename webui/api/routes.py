@@ -7,8 +7,8 @@ from aiohttp import web
 from connectors.api import inbound_message
 from inbox.domain import Identity, Role
 from inbox.errors import ValidationError
+from inbox.reads import ConversationFilter
 from inbox.service import UNCHANGED
-from storage.base import ConversationFilter
 from webui.api import schemas as s
 from webui.api.endpoint import Call, Endpoint, Header, json_response
 from webui.keys import SERVICE
@@ -40,41 +40,26 @@ async def post_inbound(request: web.Request, call: Call) -> web.Response:
 
 async def list_conversations(request: web.Request, call: Call) -> web.Response:
     query: s.ConversationsQuery = call.query
-    service = request.app[SERVICE]
     assignee = call.actor.id if query.assignee == "me" else query.assignee
-    page = await service.store.list_conversations(
-        ConversationFilter(
-            status=query.status,
-            assignee_id=assignee,
-            channel_id=query.channel,
-            tag=query.tag,
-            text=query.q,
-        ),
-        limit=query.limit,
-        cursor=query.cursor,
+    where = ConversationFilter(
+        status=query.status, assignee_id=assignee, channel_id=query.channel, tag=query.tag, text=query.q
     )
-    names = await service.store.contact_names({c.contact_id for c in page.items})
+    listed = await request.app[SERVICE].reads.conversations(where, limit=query.limit, cursor=query.cursor)
     return json_response(
         s.ConversationPage(
-            items=[s.ConversationOut.of(c, names.get(c.contact_id)) for c in page.items],
-            next_cursor=page.next_cursor,
+            items=[s.ConversationOut.of(c, listed.contact_names.get(c.contact_id)) for c in listed.page.items],
+            next_cursor=listed.page.next_cursor,
         )
     )
 
 
-async def _conversation_out(request: web.Request, conversation_id: str) -> s.ConversationOut:
-    store = request.app[SERVICE].store
-    conversation = await store.get_conversation(conversation_id)
-    contact = await store.get_contact(conversation.contact_id)
-    return s.ConversationOut.of(conversation, contact.name)
-
-
 async def get_conversation(request: web.Request, call: Call) -> web.Response:
-    conversation = await _conversation_out(request, request.match_info["id"])
-    messages = await request.app[SERVICE].store.list_messages(conversation.id, limit=50)
+    reads = request.app[SERVICE].reads
+    conversation, contact = await reads.conversation(request.match_info["id"])
+    messages = await reads.messages(conversation.id, limit=50)
     return json_response(
         s.ConversationDetail(
-            **conversation.model_dump(),
+            **s.ConversationOut.of(conversation, contact.name).model_dump(),
             messages=s.MessagePage(
                 items=[s.MessageOut.of(m) for m in messages.items], next_cursor=messages.next_cursor
             ),
@@ -89,16 +74,15 @@ async def patch_conversation(request: web.Request, call: Call) -> web.Response:
         raise ValidationError("status, priority and tags cannot be null")
     if "tags" in changes:
         changes["tags"] = tuple(changes["tags"])
-    updated = await request.app[SERVICE].update(request.match_info["id"], call.actor, **changes)
-    contact = await request.app[SERVICE].store.get_contact(updated.contact_id)
+    service = request.app[SERVICE]
+    updated = await service.update(request.match_info["id"], call.actor, **changes)
+    contact = await service.reads.contact(updated.contact_id)
     return json_response(s.ConversationOut.of(updated, contact.name))
 
 
 async def list_messages(request: web.Request, call: Call) -> web.Response:
     query: s.PageQuery = call.query
-    store = request.app[SERVICE].store
-    conversation = await store.get_conversation(request.match_info["id"])
-    page = await store.list_messages(conversation.id, limit=query.limit, cursor=query.cursor)
+    page = await request.app[SERVICE].reads.messages(request.match_info["id"], limit=query.limit, cursor=query.cursor)
     return json_response(s.MessagePage(items=[s.MessageOut.of(m) for m in page.items], next_cursor=page.next_cursor))
 
 
@@ -118,7 +102,7 @@ async def post_message(request: web.Request, call: Call) -> web.Response:
 
 async def list_contacts(request: web.Request, call: Call) -> web.Response:
     query: s.ContactsQuery = call.query
-    page = await request.app[SERVICE].store.list_contacts(limit=query.limit, cursor=query.cursor, text=query.q)
+    page = await request.app[SERVICE].reads.contacts(limit=query.limit, cursor=query.cursor, text=query.q)
     return json_response(s.ContactPage(items=[s.ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor))
 
 
@@ -135,12 +119,12 @@ async def create_contact(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_contact(request: web.Request, call: Call) -> web.Response:
-    contact = await request.app[SERVICE].store.get_contact(request.match_info["id"])
+    contact = await request.app[SERVICE].reads.contact(request.match_info["id"])
     return json_response(s.ContactOut.of(contact))
 
 
 async def list_operators(request: web.Request, call: Call) -> web.Response:
-    operators = await request.app[SERVICE].store.list_operators()
+    operators = await request.app[SERVICE].reads.operators()
     return json_response(s.OperatorList(items=[s.OperatorOut.of(o) for o in operators]))
 
 
@@ -149,7 +133,7 @@ async def get_me(request: web.Request, call: Call) -> web.Response:
 
 
 async def list_channels(request: web.Request, call: Call) -> web.Response:
-    channels = await request.app[SERVICE].store.list_channels()
+    channels = await request.app[SERVICE].reads.channels()
     return json_response(s.ChannelList(items=[s.ChannelOut.of(c) for c in channels]))
 
 

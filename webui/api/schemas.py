@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from inbox.domain import (
     Attachment,
@@ -74,7 +74,7 @@ class ConversationPatch(Request):
     assignee_id: Id | None = None
     priority: Priority | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
-    snoozed_until: datetime | None = None
+    snoozed_until: AwareDatetime | None = None
 
 
 class IdentityIn(Request):
