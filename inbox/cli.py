@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--json", action="store_true", help="print one JSON object")
     listing = channel.add_parser("list", parents=[common], help="list channels")
     listing.add_argument("--json", action="store_true", help="print one JSON object per line")
+
+    parse = commands.add_parser(
+        "parse-email", parents=[common], help="show the email connector's normalized view of raw messages"
+    )
+    parse.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    parse.add_argument("--json", action="store_true", help="one JSON object (JSON Lines for several files)")
     return parser
 
 
@@ -84,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from inbox.server import serve
 
         return serve(settings)
+    if args.command == "parse-email":
+        from connectors.email.cli import parse_email_command
+
+        return parse_email_command(args.files, args.json)
     handler: Callable[[Store, argparse.Namespace], Awaitable[None]] = {
         ("operator", "add"): _operator_add,
         ("channel", "add"): _channel_add,

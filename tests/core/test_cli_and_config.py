@@ -87,3 +87,12 @@ async def test_sqlite_durability_setting_reaches_the_store(tmp_path: Path) -> No
         assert synchronous == 2  # FULL
     finally:
         await inbox.store.close()
+
+
+def test_parse_email_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = Path(__file__).parents[1] / "data" / "email"
+    code, out, _ = _run(capsys, "parse-email", str(corpus / "cp1251.eml"), "--json")
+    assert code == 0 and json.loads(out)["from"]["email"]
+    code, out, _ = _run(capsys, "parse-email", str(corpus / "cp1251.eml"), str(corpus / "garbage.bin"))
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 2 and [sorted(line)[:1] for line in lines] and "error" in lines[1] and "error" not in lines[0]
