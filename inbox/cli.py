@@ -31,14 +31,15 @@ _SETTING_OPTIONS = ("data_dir", "database_url", "http_port", "smtp_port")
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the command is not overwritten by the command's default
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", type=Path, help="TOML configuration file (also INBOX_CONFIG)")
     common.add_argument("--data-dir", type=Path, help="where the embedded store lives (INBOX_DATA_DIR)")
     common.add_argument("--database-url", help="sqlite:///PATH or mongodb://… (INBOX_DATABASE_URL)")
     common.add_argument("--http-port", type=int, help="web UI and API port (INBOX_HTTP_PORT)")
     common.add_argument("--smtp-port", type=int, help="SMTP intake port (INBOX_SMTP_PORT)")
 
-    parser = argparse.ArgumentParser(prog="inbox", description="Omnichannel helpdesk inbox.")
+    parser = argparse.ArgumentParser(prog="inbox", description="Omnichannel helpdesk inbox.", parents=[common])
     parser.add_argument("--version", action="version", version=f"inbox {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -81,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, {name: getattr(args, name, None) for name in _SETTING_OPTIONS})
+        settings = load_settings(
+            getattr(args, "config", None), {name: getattr(args, name, None) for name in _SETTING_OPTIONS}
+        )
     except ConfigError as exc:
         print(f"inbox: {exc}", file=sys.stderr)
         return 2
@@ -101,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[(args.command, args.action)]
     try:
         asyncio.run(_with_store(settings, lambda store: handler(store, args)))
-    except InboxError as exc:
+    except (InboxError, OSError) as exc:
         print(f"inbox: {exc}", file=sys.stderr)
         return 1
     return 0

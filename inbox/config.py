@@ -12,9 +12,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -31,7 +31,9 @@ class Settings(BaseModel):
 
     data_dir: Path = Path("inbox-data")
     database_url: str | None = Field(
-        default=None, description="sqlite:///PATH or mongodb://…; default: SQLite under data_dir"
+        default=None,
+        pattern=r"^(sqlite:///.*|mongodb(\+srv)?://.+)$",
+        description="sqlite:///PATH or mongodb://…; default: SQLite under data_dir",
     )
     sqlite_durability: Literal["normal", "full"] = "normal"
     http_host: str = "127.0.0.1"
@@ -42,7 +44,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest API request body")
     reopen_window_days: float = Field(default=7, ge=0)
     access_log: bool = False
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(lambda v: str(v).upper())
+    ] = "INFO"
 
     @property
     def effective_database_url(self) -> str:

@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from inbox.clock import utc
 from inbox.domain import (
     Attachment,
     Channel,
@@ -41,6 +40,7 @@ from inbox.domain import (
     Role,
 )
 from storage.mongo.search import search_terms
+from storage.timestamps import from_micros, to_micros
 
 __all__ = [
     "channel_document",
@@ -63,16 +63,8 @@ __all__ = [
     "outbox_from_document",
 ]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(moment: datetime) -> int:
-    return (utc(moment) - _EPOCH) // _MICROSECOND
-
-
-def moment(value: int) -> datetime:
-    return _EPOCH + value * _MICROSECOND
+micros = to_micros
+moment = from_micros
 
 
 def _micros(value: datetime | None) -> int | None:

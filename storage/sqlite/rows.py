@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from inbox.clock import utc
 from inbox.domain import (
     Attachment,
     Channel,
@@ -24,22 +23,16 @@ from inbox.domain import (
     Priority,
     Role,
 )
+from storage import timestamps
 from storage.base import Cursor, Page
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def to_micros(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    return (utc(moment) - EPOCH) // _MICROSECOND
+    return None if moment is None else timestamps.to_micros(moment)
 
 
 def from_micros(micros: int | None) -> datetime | None:
-    if micros is None:
-        return None
-    return EPOCH + micros * _MICROSECOND
+    return None if micros is None else timestamps.from_micros(micros)
 
 
 CONVERSATION_MUTABLE = (

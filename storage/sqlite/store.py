@@ -56,6 +56,10 @@ bounded amount of work; a rarer or second word narrows to older conversations.""
 
 _TAG_ORDER = ("t.last_message_at", "t.conversation_id")
 
+_UPDATE_CONVERSATION = (
+    "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?"
+)
+
 _CONTACT_COLUMNS = (
     "c.*, (SELECT json_group_array(json_array(channel_kind, external_id)) FROM contact_identities"
     " WHERE contact_id = c.id) AS identities"
@@ -322,7 +326,7 @@ class SqliteStore(Store):
     async def save_conversation(self, conversation: Conversation) -> None:
         with self._database.unit() as db:
             if not db.execute(
-                "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
+                _UPDATE_CONVERSATION,
                 (*conversation_mutable_values(conversation), conversation.id),
             ).rowcount:
                 raise NotFound(f"conversation {conversation.id} not found")
@@ -369,10 +373,7 @@ class SqliteStore(Store):
                 )
                 self._write_tags(db, conversation, replace=False)
             else:
-                db.execute(
-                    "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?",
-                    (*conversation_mutable_values(conversation), conversation.id),
-                )
+                db.execute(_UPDATE_CONVERSATION, (*conversation_mutable_values(conversation), conversation.id))
                 if conversation.tags:
                     db.execute(
                         "UPDATE conversation_tags SET last_message_at = ? WHERE conversation_id = ?",

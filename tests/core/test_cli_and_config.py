@@ -96,3 +96,20 @@ def test_parse_email_command_is_wired(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = _run(capsys, "parse-email", str(corpus / "cp1251.eml"), str(corpus / "garbage.bin"))
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 2 and [sorted(line)[:1] for line in lines] and "error" in lines[1] and "error" not in lines[0]
+
+
+def test_common_options_work_before_and_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before, after = tmp_path / "before", tmp_path / "after"
+    assert _run(capsys, "--data-dir", str(before), "channel", "add", "api", "--json")[0] == 0
+    assert _run(capsys, "channel", "add", "api", "--data-dir", str(after), "--json")[0] == 0
+    assert (before / "inbox.sqlite3").exists() and (after / "inbox.sqlite3").exists()
+
+
+def test_bad_log_level_and_database_url_name_the_key(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    monkeypatch.setenv("INBOX_LOG_LEVEL", "verbose")
+    code, _, err = _run(capsys, "channel", "list")
+    assert code == 2 and "log_level" in err
+    monkeypatch.setenv("INBOX_LOG_LEVEL", "debug")
+    monkeypatch.setenv("INBOX_DATABASE_URL", "postgres://x")
+    code, _, err = _run(capsys, "channel", "list")
+    assert code == 2 and "database_url" in err

@@ -95,21 +95,23 @@ class ContactIn(Request):
 Limit = Annotated[int, Field(ge=1, le=200)]
 
 
-class ConversationsQuery(Query):
+class PageQuery(Query):
+    limit: Limit = 50
+    cursor: Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+
+
+class ConversationsQuery(PageQuery):
     status: ConversationStatus | None = None
     assignee: Annotated[str, StringConstraints(pattern=r"^(me|none|[0-9a-z]{26})$")] | None = Field(
         default=None, description="an operator id, `me`, or `none` for unassigned"
     )
     channel: Id | None = None
     tag: Tag | None = None
-    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    limit: Limit = 50
-    cursor: Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
-
-
-class PageQuery(Query):
-    limit: Limit = 50
-    cursor: Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="words to find (as prefixes) in messages, subjects and contact names; the search"
+        " looks at the 5,000 most recent matching messages",
+    )
 
 
 class ContactsQuery(PageQuery):
