@@ -29,7 +29,7 @@ from inbox.domain import (
     Priority,
     Role,
 )
-from inbox.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from inbox.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
 from inbox.events import ConversationCreated, ConversationUpdated, EventBus, MessageCreated
 from inbox.ids import new_id
 from inbox.locks import KeyedLocks
@@ -164,7 +164,10 @@ class InboxService:
 
     async def _duplicate(self, message: Message) -> Received:
         await self.store.durable()  # the first delivery may still be committing
-        conversation = await self.store.get_conversation(message.conversation_id)
+        try:
+            conversation = await self.store.get_conversation(message.conversation_id)
+        except NotFound as exc:  # a store without transactions may not have written it yet
+            raise Unavailable("the first delivery of this message is still being stored; retry") from exc
         return Received(conversation, message, duplicate=True, new_conversation=False)
 
     async def _contact_for(self, channel: Channel, inbound: InboundMessage) -> Contact:
