@@ -35,6 +35,7 @@ __all__ = [
     "Priority",
     "Role",
     "Team",
+    "Unparsed",
 ]
 
 _VALUE = dict(frozen=True, slots=True, kw_only=True)
@@ -242,6 +243,22 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     auto_reply: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(**_VALUE)
+class Unparsed:
+    """Inbound traffic that could not become a message: kept raw (a blob) with the reason, for
+    admins to inspect, so bad input is never silently dropped. ``external_id`` (e.g. the IMAP
+    UID or the SMTP queue id) makes quarantining idempotent per channel."""
+
+    id: str
+    channel_id: str
+    external_id: str
+    source: str
+    reason: str
+    raw_sha256: str
+    size: int
+    created_at: datetime
 
 
 @dataclass(**_VALUE)

@@ -34,6 +34,7 @@ from inbox.domain import (
     Message,
     Operator,
     OutboxItem,
+    Unparsed,
 )
 from inbox.errors import ValidationError
 
@@ -231,6 +232,24 @@ class Store(ABC):
     @abstractmethod
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         """Oldest first, keyset-paged."""
+
+    # connector bookkeeping
+
+    @abstractmethod
+    async def quarantine(self, record: Unparsed) -> Unparsed:
+        """Stores an unparsable inbound item; a second one with the same (channel, external id)
+        returns the first instead."""
+
+    @abstractmethod
+    async def list_quarantine(self, *, limit: int, cursor: str | None = None) -> Page[Unparsed]:
+        """Newest first, keyset-paged."""
+
+    @abstractmethod
+    async def get_sync_state(self, key: str) -> str | None:
+        """A connector's durable position (an IMAP folder's UIDVALIDITY and last UID, say)."""
+
+    @abstractmethod
+    async def set_sync_state(self, key: str, value: str) -> None: ...
 
     # outbox
 

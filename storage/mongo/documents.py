@@ -38,6 +38,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Unparsed,
 )
 from storage.mongo.search import search_terms
 from storage.timestamps import from_micros, to_micros
@@ -61,6 +62,8 @@ __all__ = [
     "operator_from_document",
     "outbox_document",
     "outbox_from_document",
+    "unparsed_document",
+    "unparsed_from_document",
 ]
 
 micros = to_micros
@@ -310,5 +313,31 @@ def outbox_from_document(d: dict[str, Any]) -> OutboxItem:
         attempts=d["attempts"],
         next_attempt_at=moment(d["next_attempt_at"]),
         last_error=d["last_error"],
+        created_at=moment(d["created_at"]),
+    )
+
+
+def unparsed_document(u: Unparsed) -> dict[str, Any]:
+    return {
+        "_id": u.id,
+        "channel_id": u.channel_id,
+        "external_id": u.external_id,
+        "source": u.source,
+        "reason": u.reason,
+        "raw_sha256": u.raw_sha256,
+        "size": u.size,
+        "created_at": micros(u.created_at),
+    }
+
+
+def unparsed_from_document(d: dict[str, Any]) -> Unparsed:
+    return Unparsed(
+        id=d["_id"],
+        channel_id=d["channel_id"],
+        external_id=d["external_id"],
+        source=d["source"],
+        reason=d["reason"],
+        raw_sha256=d["raw_sha256"],
+        size=d["size"],
         created_at=moment(d["created_at"]),
     )

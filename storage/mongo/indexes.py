@@ -17,7 +17,18 @@ from collections.abc import Mapping, Sequence
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-__all__ = ["CHANNELS", "CONTACTS", "CONVERSATIONS", "COUNTERS", "INDEXES", "MESSAGES", "OPERATORS", "OUTBOX"]
+__all__ = [
+    "CHANNELS",
+    "CONTACTS",
+    "CONVERSATIONS",
+    "COUNTERS",
+    "INDEXES",
+    "MESSAGES",
+    "OPERATORS",
+    "OUTBOX",
+    "SYNC_STATE",
+    "UNPARSED",
+]
 
 CHANNELS = "channels"
 OPERATORS = "operators"
@@ -26,6 +37,8 @@ CONVERSATIONS = "conversations"
 MESSAGES = "messages"
 OUTBOX = "outbox"
 COUNTERS = "counters"
+UNPARSED = "unparsed"
+SYNC_STATE = "sync_state"
 
 _STRING = {"$type": "string"}
 _NEWEST = [("last_message_at", DESCENDING), ("_id", DESCENDING)]
@@ -37,6 +50,10 @@ def _by(field: str) -> IndexModel:
 
 
 INDEXES: Mapping[str, Sequence[IndexModel]] = {
+    UNPARSED: [
+        IndexModel([("channel_id", ASCENDING), ("external_id", ASCENDING)], name="external_id_unique", unique=True),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
+    ],
     CHANNELS: [
         IndexModel(
             [("secret_hash", ASCENDING)],

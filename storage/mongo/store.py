@@ -51,6 +51,7 @@ from inbox.domain import (
     Message,
     Operator,
     OutboxItem,
+    Unparsed,
 )
 from inbox.errors import Conflict, NotFound, StorageError, Unavailable
 from storage.base import ConversationFilter, Cursor, Page, Store
@@ -66,6 +67,8 @@ from storage.mongo.indexes import (
     MESSAGES,
     OPERATORS,
     OUTBOX,
+    SYNC_STATE,
+    UNPARSED,
 )
 
 __all__ = ["MongoStore"]
@@ -459,6 +462,38 @@ class MongoStore(Store):
             docs.message_from_document,
             lambda m: Cursor(docs.micros(m.created_at), m.id),
         )
+
+    # connector bookkeeping
+
+    async def quarantine(self, record: Unparsed) -> Unparsed:
+        with mapped_errors():
+            document = await self._c(UNPARSED).find_one_and_update(
+                {"channel_id": record.channel_id, "external_id": record.external_id},
+                {"$setOnInsert": docs.unparsed_document(record)},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        return docs.unparsed_from_document(document)
+
+    async def list_quarantine(self, *, limit: int, cursor: str | None = None) -> Page[Unparsed]:
+        query = q.after(Cursor.decode(cursor), "created_at", descending=True) if cursor is not None else {}
+        return await self._page(
+            UNPARSED,
+            query,
+            [("created_at", -1), ("_id", -1)],
+            limit,
+            docs.unparsed_from_document,
+            lambda u: Cursor(docs.micros(u.created_at), u.id),
+        )
+
+    async def get_sync_state(self, key: str) -> str | None:
+        with mapped_errors():
+            document = await self._c(SYNC_STATE).find_one({"_id": key})
+        return document["value"] if document else None
+
+    async def set_sync_state(self, key: str, value: str) -> None:
+        with mapped_errors():
+            await self._c(SYNC_STATE).update_one({"_id": key}, {"$set": {"value": value}}, upsert=True)
 
     # outbox
 

@@ -22,6 +22,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Unparsed,
 )
 from storage import timestamps
 from storage.base import Cursor, Page
@@ -191,6 +192,19 @@ def outbox_from_row(row: sqlite3.Row) -> OutboxItem:
         attempts=row["attempts"],
         next_attempt_at=from_micros(row["next_attempt_at"]),
         last_error=row["last_error"],
+        created_at=from_micros(row["created_at"]),
+    )
+
+
+def unparsed_from_row(row: sqlite3.Row) -> Unparsed:
+    return Unparsed(
+        id=row["id"],
+        channel_id=row["channel_id"],
+        external_id=row["external_id"],
+        source=row["source"],
+        reason=row["reason"],
+        raw_sha256=row["raw_sha256"],
+        size=row["size"],
         created_at=from_micros(row["created_at"]),
     )
 

@@ -151,6 +151,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_by_due ON outbox (next_attempt_at);
     """,
+    # 2: connector bookkeeping: quarantined inbound items and sync positions
+    """
+    CREATE TABLE unparsed (
+        id TEXT PRIMARY KEY,
+        channel_id TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw_sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (channel_id, external_id)
+    );
+    CREATE INDEX unparsed_by_created ON unparsed (created_at DESC, id DESC);
+
+    CREATE TABLE sync_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

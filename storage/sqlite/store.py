@@ -20,7 +20,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from inbox.domain import Channel, Contact, Conversation, DeliveryStatus, Identity, Message, Operator, OutboxItem
+from inbox.domain import (
+    Channel,
+    Contact,
+    Conversation,
+    DeliveryStatus,
+    Identity,
+    Message,
+    Operator,
+    OutboxItem,
+    Unparsed,
+)
 from inbox.errors import NotFound
 from storage.base import UNASSIGNED, ConversationFilter, Cursor, Page, Store
 from storage.sqlite.database import Database
@@ -37,6 +47,7 @@ from storage.sqlite.rows import (
     outbox_from_row,
     page_of,
     to_micros,
+    unparsed_from_row,
 )
 from storage.sqlite.schema import migrate
 
@@ -439,6 +450,43 @@ class SqliteStore(Store):
             params += [position.sort_value, position.id]
         rows = self._database.rows(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1))
         return page_of([message_from_row(r) for r in rows], limit, lambda m: Cursor(to_micros(m.created_at), m.id))
+
+    # connector bookkeeping
+
+    async def quarantine(self, record: Unparsed) -> Unparsed:
+        self._database.execute(
+            "INSERT OR IGNORE INTO unparsed (id, channel_id, external_id, source, reason, raw_sha256, size,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.channel_id,
+                record.external_id,
+                record.source,
+                record.reason,
+                record.raw_sha256,
+                record.size,
+                to_micros(record.created_at),
+            ),
+        )
+        row = self._database.row(
+            "SELECT * FROM unparsed WHERE channel_id = ? AND external_id = ?", (record.channel_id, record.external_id)
+        )
+        assert row is not None
+        return unparsed_from_row(row)
+
+    async def list_quarantine(self, *, limit: int, cursor: str | None = None) -> Page[Unparsed]:
+        rows = self._keyset("unparsed u", ("u.created_at", "u.id"), [], [], limit, cursor)
+        return page_of([unparsed_from_row(r) for r in rows], limit, lambda u: Cursor(to_micros(u.created_at), u.id))
+
+    async def get_sync_state(self, key: str) -> str | None:
+        row = self._database.row("SELECT value FROM sync_state WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    async def set_sync_state(self, key: str, value: str) -> None:
+        self._database.execute(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # outbox
 

@@ -402,3 +402,38 @@ async def test_pages_with_equal_timestamps_and_tag_filter_lose_nothing(
             break
     assert len(seen) == 7 and set(seen) == created
     assert seen == sorted(seen, reverse=True)  # ties broken by id, descending
+
+
+async def test_quarantine_is_idempotent_per_channel_and_paged(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    from inbox.domain import Unparsed
+
+    def record(external_id: str, reason: str = "no header block") -> Unparsed:
+        return Unparsed(
+            id=new_id(),
+            channel_id=channel.id,
+            external_id=external_id,
+            source="imap",
+            reason=reason,
+            raw_sha256="ab" * 32,
+            size=10,
+            created_at=clock.now(),
+        )
+
+    first = await store.quarantine(record("uid:7"))
+    again = await store.quarantine(record("uid:7", reason="another reason"))
+    assert again == first
+    clock.advance(1)
+    newer = await store.quarantine(record("uid:8"))
+    page = await store.list_quarantine(limit=1)
+    assert page.items == [newer] and page.next_cursor
+    rest = await store.list_quarantine(limit=1, cursor=page.next_cursor)
+    assert rest.items == [first] and rest.next_cursor is None
+
+
+async def test_sync_state_round_trip(store: Store) -> None:
+    assert await store.get_sync_state("imap:ch1:INBOX") is None
+    await store.set_sync_state("imap:ch1:INBOX", "17:42")
+    await store.set_sync_state("imap:ch1:INBOX", "17:43")
+    assert await store.get_sync_state("imap:ch1:INBOX") == "17:43"
