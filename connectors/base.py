@@ -16,10 +16,26 @@ from typing import Any, ClassVar, Protocol
 from aiohttp import ClientSession, web
 
 from inbox.domain import Channel, DeliveryReceipt, InboundMessage, OutboundMessage
+from storage.blobs import BlobStore
 
-__all__ = ["Capabilities", "Connector", "ConnectorContext", "OnInbound"]
+__all__ = ["Capabilities", "Connector", "ConnectorContext", "OnInbound", "OnUnparsed", "SyncState"]
 
 OnInbound = Callable[[InboundMessage], Awaitable[Any]]
+
+
+class OnUnparsed(Protocol):
+    """Keeps raw input that could not become a message (blob + quarantine record); idempotent
+    per (channel, external id)."""
+
+    async def __call__(self, *, channel_id: str, external_id: str, source: str, reason: str, raw: bytes) -> None: ...
+
+
+class SyncState(Protocol):
+    """A connector's durable position (e.g. an IMAP folder's UIDVALIDITY and last UID)."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,11 +51,15 @@ class Capabilities:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectorContext:
     """What the composition root gives every connector: its channel, one shared HTTP client
-    session (never one per send) and the inbound callback."""
+    session (never one per send), the inbound callback, the way to keep unparsable input, the
+    blob store for attachments, and a durable place for its sync position."""
 
     channel: Channel
     http: ClientSession
     on_inbound: OnInbound
+    on_unparsed: OnUnparsed
+    blobs: BlobStore
+    state: SyncState
 
 
 class Connector(Protocol):

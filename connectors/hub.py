@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from aiohttp import ClientSession
-
-from connectors.base import Connector, ConnectorContext, OnInbound
+from connectors.base import Connector, ConnectorContext
 from connectors.registry import connector_class
 from inbox.domain import Channel, DeliveryReceipt, OutboundMessage
 from inbox.errors import DeliveryError
@@ -22,13 +20,11 @@ log = logging.getLogger(__name__)
 class ConnectorHub:
     def __init__(
         self,
-        http: Callable[[], ClientSession],
-        on_inbound: OnInbound,
+        context_for: Callable[[Channel], ConnectorContext],
         *,
         overrides: Mapping[str, type[Connector]] | None = None,
     ) -> None:
-        self._http = http
-        self._on_inbound = on_inbound
+        self._context_for = context_for
         self._overrides = dict(overrides or {})
         self._running: dict[str, Connector] = {}
         self._starting = KeyedLocks()
@@ -52,7 +48,7 @@ class ConnectorHub:
                     kind = self._class_for(channel.kind)
                 except LookupError as exc:
                     raise DeliveryError(str(exc), retryable=False) from exc
-                running = kind(ConnectorContext(channel=channel, http=self._http(), on_inbound=self._on_inbound))
+                running = kind(self._context_for(channel))
                 await running.start()
                 self._running[channel.id] = running
                 log.info("started %s connector for channel %s (%s)", channel.kind, channel.name, channel.id)

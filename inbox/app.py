@@ -16,18 +16,20 @@ from datetime import timedelta
 
 from aiohttp import ClientSession, web
 
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorContext
 from connectors.hub import ConnectorHub
 from inbox import __version__
 from inbox.accounts import NewOperator, add_operator
 from inbox.clock import Clock, SystemClock
 from inbox.config import Settings
-from inbox.domain import DeliveryStatus, Role
+from inbox.domain import Channel, DeliveryStatus, Role, Unparsed
 from inbox.events import Event, EventBus, MessageCreated
+from inbox.ids import new_id
 from inbox.outbox import OutboxDispatcher
 from inbox.service import InboxService
 from storage import open_store
 from storage.base import Store
+from storage.blobs import BlobStore, FileBlobStore
 from webui.app import create_web_app
 
 __all__ = ["Inbox", "build"]
@@ -41,6 +43,7 @@ class Inbox:
 
     settings: Settings
     store: Store
+    blobs: BlobStore
     bus: EventBus
     service: InboxService
     hub: ConnectorHub
@@ -69,9 +72,11 @@ def build(
     service = InboxService(store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days))
     web_app = create_web_app(service, max_body_bytes=settings.max_body_bytes, version=__version__)
     inbox: Inbox
-    hub = ConnectorHub(lambda: inbox.http(), service.receive, overrides=connectors)
+    blobs = FileBlobStore(settings.data_dir / "blobs")
+    hub = ConnectorHub(lambda channel: _connector_context(inbox, channel), overrides=connectors)
     dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
     inbox = Inbox(
+        blobs=blobs,
         settings=settings,
         store=store,
         bus=bus,
@@ -84,6 +89,43 @@ def build(
     # entered in this order, left in reverse: the dispatcher stops before the connectors it sends through
     web_app.cleanup_ctx.extend([_http_session(inbox), _store(inbox), _connectors(inbox), _dispatcher(inbox)])
     return inbox
+
+
+def _connector_context(inbox: Inbox, channel: Channel) -> ConnectorContext:
+    store = inbox.store
+
+    async def on_unparsed(*, channel_id: str, external_id: str, source: str, reason: str, raw: bytes) -> None:
+        digest = await inbox.blobs.put(raw)
+        record = Unparsed(
+            id=new_id(),
+            channel_id=channel_id,
+            external_id=external_id,
+            source=source,
+            reason=reason,
+            raw_sha256=digest,
+            size=len(raw),
+            created_at=inbox.service.clock.now(),
+        )
+        await store.quarantine(record)
+        await store.durable()
+        log.warning("quarantined %s item %s of channel %s: %s", source, external_id, channel_id, reason)
+
+    class State:
+        async def get(self, key: str) -> str | None:
+            return await store.get_sync_state(key)
+
+        async def set(self, key: str, value: str) -> None:
+            await store.set_sync_state(key, value)
+            await store.durable()
+
+    return ConnectorContext(
+        channel=channel,
+        http=inbox.http(),
+        on_inbound=inbox.service.receive,
+        on_unparsed=on_unparsed,
+        blobs=inbox.blobs,
+        state=State(),
+    )
 
 
 def _http_session(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -42,8 +42,12 @@ class Bounce:
 
 def detect_bounce(message: Message, sender: EmailAddress | None, text: str) -> Bounce | None:
     """A :class:`Bounce` when ``message`` is a DSN or a mailer daemon's failure notice, else None."""
-    report = _find(message, lambda part: part.get_content_type() == "multipart/report"
-                   and param(part, "report-type").lower() == "delivery-status")
+    report = _find(
+        message,
+        lambda part: (
+            part.get_content_type() == "multipart/report" and param(part, "report-type").lower() == "delivery-status"
+        ),
+    )
     if report is not None:
         return Bounce(status=_dsn_status(report) or _first_status(text), original_message_id=_original_id(report, text))
     if sender is not None and sender.email.partition("@")[0].lower() in _DAEMONS:

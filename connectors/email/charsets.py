@@ -93,8 +93,9 @@ def decode_bytes(data: bytes, declared: str | None, *, what: str = "body") -> De
             guessed = f"{what} charset declared {label}, decoded as {display_charset(detected)}"
             return DecodedText(text, detected, None if detected == codec else guessed)
     fallback = detected or codec or _UTF8
-    return DecodedText(data.decode(fallback, "replace"), fallback,
-                       f"{what} charset declared {label}: undecodable bytes replaced")
+    return DecodedText(
+        data.decode(fallback, "replace"), fallback, f"{what} charset declared {label}: undecodable bytes replaced"
+    )
 
 
 def surrogate_free(value: str) -> str:

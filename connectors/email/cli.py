@@ -25,9 +25,7 @@ EXIT_BAD_INPUT = 2
 _LABEL_WIDTH = 13
 
 
-def parse_email_command(
-    files: list[Path], as_json: bool, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
+def parse_email_command(files: list[Path], as_json: bool, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the command over ``files``; returns the process exit status. Streams default to the
     ``sys`` ones at call time (not import time), so redirected output is honoured."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -64,8 +62,10 @@ def summary(parsed: ParsedEmail) -> str:
     for attachment in parsed.attachments:
         meta = attachment.meta
         where = f" inline cid:{meta.content_id}" if meta.inline and meta.content_id else ""
-        lines.append(f"{'Attachment:':<{_LABEL_WIDTH}}{meta.filename} ({meta.content_type}, {meta.size} bytes,"
-                     f" sha256 {meta.sha256[:12]}…){where}")
+        lines.append(
+            f"{'Attachment:':<{_LABEL_WIDTH}}{meta.filename} ({meta.content_type}, {meta.size} bytes,"
+            f" sha256 {meta.sha256[:12]}…){where}"
+        )
     lines.extend(f"{'Defect:':<{_LABEL_WIDTH}}{defect}" for defect in parsed.defects)
     lines.extend(["", parsed.reply_text or "(no new text)"])
     return "\n".join(lines) + "\n"

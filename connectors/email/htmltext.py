@@ -17,15 +17,47 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 __all__ = ["html_to_text"]
 
 # Never shown as text; the sanitizer drops the same elements with their content.
-_SKIPPED = frozenset({
-    "script", "style", "head", "title", "template", "noscript", "svg", "math", "object", "iframe", "form",
-    "textarea", "select", "button",
-})
+_SKIPPED = frozenset(
+    {
+        "script",
+        "style",
+        "head",
+        "title",
+        "template",
+        "noscript",
+        "svg",
+        "math",
+        "object",
+        "iframe",
+        "form",
+        "textarea",
+        "select",
+        "button",
+    }
+)
 _PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "pre", "hr"})
-_BLOCKS = _PARAGRAPHS | frozenset({
-    "address", "article", "aside", "blockquote", "center", "dd", "div", "dt", "figcaption", "figure",
-    "footer", "form", "header", "li", "main", "nav", "section", "tr",
-})
+_BLOCKS = _PARAGRAPHS | frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "center",
+        "dd",
+        "div",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "header",
+        "li",
+        "main",
+        "nav",
+        "section",
+        "tr",
+    }
+)
 _SPACES = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
 

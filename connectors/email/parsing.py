@@ -39,13 +39,43 @@ from inbox.errors import PayloadError
 __all__ = ["JSON_KEYS", "ParsedEmail", "parse_email"]
 
 JSON_KEYS = (
-    "message_id", "in_reply_to", "references", "from", "to", "cc", "reply_to", "subject", "date",
-    "text", "reply_text", "html", "attachments", "auto_reply", "bulk", "bounce", "defects",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "from",
+    "to",
+    "cc",
+    "reply_to",
+    "subject",
+    "date",
+    "text",
+    "reply_text",
+    "html",
+    "attachments",
+    "auto_reply",
+    "bulk",
+    "bounce",
+    "defects",
 )
-_KNOWN_HEADERS = frozenset({
-    "from", "sender", "to", "cc", "subject", "date", "message-id", "received", "return-path",
-    "mime-version", "content-type", "reply-to", "delivered-to", "references", "in-reply-to",
-})
+_KNOWN_HEADERS = frozenset(
+    {
+        "from",
+        "sender",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "content-type",
+        "reply-to",
+        "delivered-to",
+        "references",
+        "in-reply-to",
+    }
+)
 _T = TypeVar("_T")
 
 

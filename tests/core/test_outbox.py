@@ -3,12 +3,14 @@ and survive a restart between being written and being sent."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from connectors.base import ConnectorContext
 from connectors.hub import ConnectorHub
 from inbox.accounts import add_channel, add_operator
 from inbox.clock import ManualClock
@@ -16,9 +18,22 @@ from inbox.domain import Channel, DeliveryStatus, Operator
 from inbox.events import DeliveryUpdated, EventBus
 from inbox.outbox import OutboxDispatcher, backoff
 from inbox.service import InboxService
+from storage.blobs import FileBlobStore
 from storage.sqlite import SqliteStore
 from tests.conftest import EventLog
 from tests.fakes import RecordingConnector, inbound
+
+
+async def _no_unparsed(**_: object) -> None:
+    raise AssertionError("the test connector never sees unparsable input")
+
+
+class _NoState:
+    async def get(self, key: str) -> str | None:
+        return None
+
+    async def set(self, key: str, value: str) -> None:
+        raise AssertionError("the test connector keeps no sync state")
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +42,17 @@ def _reset_connector() -> None:
 
 
 def _dispatcher(service: InboxService, clock: ManualClock, session: aiohttp.ClientSession) -> OutboxDispatcher:
-    hub = ConnectorHub(lambda: session, service.receive, overrides={"test": RecordingConnector})
+    def context_for(channel: Channel) -> ConnectorContext:
+        return ConnectorContext(
+            channel=channel,
+            http=session,
+            on_inbound=service.receive,
+            on_unparsed=_no_unparsed,
+            blobs=FileBlobStore(Path(tempfile.mkdtemp())),
+            state=_NoState(),
+        )
+
+    hub = ConnectorHub(context_for, overrides={"test": RecordingConnector})
     return OutboxDispatcher(
         service.store,
         service.bus,
