@@ -17,6 +17,7 @@ __all__ = ["BUILTIN_CONNECTORS", "connector_class", "registered_kinds"]
 
 BUILTIN_CONNECTORS: dict[str, str] = {
     "api": "connectors.api:ApiConnector",
+    "email": "connectors.email.connector:EmailConnector",
 }
 
 

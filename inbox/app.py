@@ -17,12 +17,14 @@ from datetime import timedelta
 from aiohttp import ClientSession, web
 
 from connectors.base import Connector, ConnectorContext
+from connectors.email.intake import EmailIntake
+from connectors.email.smtp_server import SmtpIntakeServer
 from connectors.hub import ConnectorHub
 from inbox import __version__
 from inbox.accounts import NewOperator, add_operator
 from inbox.clock import Clock, SystemClock
 from inbox.config import Settings
-from inbox.domain import Channel, DeliveryStatus, Role, Unparsed
+from inbox.domain import Channel, ChannelKind, DeliveryStatus, Role, Unparsed
 from inbox.events import Event, EventBus, MessageCreated
 from inbox.ids import new_id
 from inbox.outbox import OutboxDispatcher
@@ -50,6 +52,7 @@ class Inbox:
     dispatcher: OutboxDispatcher
     web: web.Application
     on_admin_created: Callable[[NewOperator], None] | None = None
+    smtp: SmtpIntakeServer | None = None
     _http: ClientSession | None = field(default=None, repr=False)
 
     def http(self) -> ClientSession:
@@ -86,8 +89,10 @@ def build(
         web=web_app,
         on_admin_created=on_admin_created,
     )
-    # entered in this order, left in reverse: the dispatcher stops before the connectors it sends through
-    web_app.cleanup_ctx.extend([_http_session(inbox), _store(inbox), _connectors(inbox), _dispatcher(inbox)])
+    # entered in this order, left in reverse: intake and the dispatcher stop before the connectors
+    web_app.cleanup_ctx.extend(
+        [_http_session(inbox), _store(inbox), _connectors(inbox), _smtp_intake(inbox), _dispatcher(inbox)]
+    )
     return inbox
 
 
@@ -168,6 +173,37 @@ def _dispatcher(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    return context
+
+
+def _smtp_intake(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        addresses: dict[str, Channel] = {}
+
+        async def resolve(address: str) -> EmailIntake | None:
+            if address not in addresses:  # a channel added while running is found on first use
+                channels = await inbox.store.list_channels()
+                addresses.clear()
+                addresses.update(
+                    (str(c.settings.get("address", "")).lower(), c) for c in channels if c.kind == ChannelKind.EMAIL
+                )
+            channel = addresses.get(address)
+            if channel is None:
+                return None
+            connector = await inbox.hub.connector(channel)
+            return getattr(connector, "intake", None)
+
+        server = SmtpIntakeServer(
+            resolve,
+            host=inbox.settings.smtp_host,
+            port=inbox.settings.smtp_port,
+            max_message_bytes=inbox.settings.smtp_max_message_bytes,
+        )
+        await server.start()
+        inbox.smtp = server
+        yield
+        await server.stop()
 
     return context
 

@@ -68,6 +68,22 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--webhook-url", help="where replies are POSTed (optional)")
     api.add_argument("--webhook-secret", help="HMAC secret for X-Inbox-Signature (optional)")
     api.add_argument("--json", action="store_true", help="print one JSON object")
+    email = channel_add.add_parser("email", parents=[common], help="a mailbox: SMTP intake, IMAP polling, replies")
+    email.add_argument("--address", required=True, help="the address customers write to")
+    email.add_argument("--name", help="defaults to the address")
+    email.add_argument("--display-name", help="shown in From of replies, after the operator's name")
+    email.add_argument("--imap-host")
+    email.add_argument("--imap-port", type=int)
+    email.add_argument("--imap-user")
+    email.add_argument("--imap-password")
+    email.add_argument("--imap-ssl", action=argparse.BooleanOptionalAction, default=None)
+    email.add_argument("--imap-folder")
+    email.add_argument("--imap-processed-folder", help="move imported mail here instead of flagging it read")
+    email.add_argument("--smtp-relay", metavar="HOST:PORT", help="where replies are sent")
+    email.add_argument("--smtp-user")
+    email.add_argument("--smtp-password")
+    email.add_argument("--smtp-starttls", action=argparse.BooleanOptionalAction, default=None)
+    email.add_argument("--json", action="store_true", help="print one JSON object")
     listing = channel.add_parser("list", parents=[common], help="list channels")
     listing.add_argument("--json", action="store_true", help="print one JSON object per line")
 
@@ -144,10 +160,37 @@ def operator_summary(created: NewOperator) -> dict[str, Any]:
     return summary
 
 
+_EMAIL_OPTIONS = (
+    "address",
+    "display_name",
+    "imap_host",
+    "imap_port",
+    "imap_user",
+    "imap_password",
+    "imap_ssl",
+    "imap_folder",
+    "imap_processed_folder",
+    "smtp_relay",
+    "smtp_user",
+    "smtp_password",
+    "smtp_starttls",
+)
+
+
 async def _channel_add(store: Store, args: argparse.Namespace) -> None:
-    settings = {k: v for k, v in (("webhook_url", args.webhook_url), ("webhook_secret", args.webhook_secret)) if v}
-    created = await add_channel(store, kind=args.kind, name=args.name, settings=settings)
-    _print(args.json, _channel_summary(created))
+    if args.kind == "email":
+        from connectors.email.settings import EmailSettings
+
+        given = {name: getattr(args, name) for name in _EMAIL_OPTIONS if getattr(args, name) is not None}
+        settings = EmailSettings.of(given).model_dump(exclude_none=True)
+        created = await add_channel(store, kind="email", name=args.name or args.address, settings=settings)
+        summary = _channel_summary(created)
+        summary["address"] = settings["address"]
+    else:
+        options = (("webhook_url", args.webhook_url), ("webhook_secret", args.webhook_secret))
+        created = await add_channel(store, kind=args.kind, name=args.name, settings={k: v for k, v in options if v})
+        summary = _channel_summary(created)
+    _print(args.json, summary)
 
 
 def _channel_summary(created: NewChannel) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class Settings(BaseModel):
     http_port: int = Field(default=8080, ge=0, le=65535)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=2525, ge=0, le=65535)
+    smtp_max_message_bytes: int = Field(default=30 * 1024 * 1024, ge=1024, description="larger mail: SMTP 552")
     public_url: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest API request body")
     reopen_window_days: float = Field(default=7, ge=0)

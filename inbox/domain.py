@@ -36,6 +36,7 @@ __all__ = [
     "Role",
     "Team",
     "Unparsed",
+    "conversation_thread_key",
 ]
 
 _VALUE = dict(frozen=True, slots=True, kw_only=True)
@@ -152,6 +153,12 @@ class Conversation:
     waiting_since: datetime | None = None
     snoozed_until: datetime | None = None
     resolved_at: datetime | None = None
+
+
+def conversation_thread_key(conversation_id: str) -> str:
+    """The thread key every conversation has: a channel that can carry it on what we send (an
+    email Message-ID, say) lets answers find their conversation by it."""
+    return f"conversation:{conversation_id}"
 
 
 @dataclass(**_VALUE)
@@ -283,6 +290,9 @@ class OutboundMessage:
     contact: Contact
     message: Message
     author: Operator | None = None
+    in_reply_to: Message | None = None
+    """The customer's latest message in the conversation, which channels that thread by
+    reference (email's In-Reply-To / References) answer to."""
 
 
 @dataclass(**_VALUE)

@@ -122,6 +122,7 @@ class OutboxDispatcher:
         conversation = await self.store.get_conversation(message.conversation_id)
         author = await self.store.get_operator(message.author_id) if message.author_id else None
         return OutboundMessage(
+            in_reply_to=await self.store.last_inbound_message(conversation.id),
             channel=await self.store.get_channel(item.channel_id),
             conversation=conversation,
             contact=await self.store.get_contact(conversation.contact_id),

@@ -28,7 +28,10 @@ def serve(settings: Settings) -> int:
     inbox = build(settings, on_admin_created=announce_admin)
 
     async def announce(_: web.Application) -> None:
-        print(f"Inbox is serving on {url} (store: {settings.effective_database_url})", flush=True)
+        smtp = f"{inbox.smtp.host}:{inbox.smtp.port}" if inbox.smtp else "off"
+        print(
+            f"Inbox is serving on {url}, SMTP intake on {smtp} (store: {settings.effective_database_url})", flush=True
+        )
 
     inbox.web.on_startup.append(announce)
     web.run_app(

@@ -28,6 +28,7 @@ from inbox.domain import (
     OutboxItem,
     Priority,
     Role,
+    conversation_thread_key,
 )
 from inbox.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
 from inbox.events import ConversationCreated, ConversationUpdated, EventBus, MessageCreated
@@ -128,6 +129,7 @@ class InboxService:
                 last_inbound_at=now,
                 waiting_since=now,
             )
+            thread_keys = (*thread_keys, conversation_thread_key(conversation.id))
             changed: tuple[str, ...] = ()
         else:
             conversation, changed = _reopened_by_customer(conversation, now)

@@ -230,6 +230,10 @@ class Store(ABC):
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None: ...
 
     @abstractmethod
+    async def last_inbound_message(self, conversation_id: str) -> Message | None:
+        """The conversation's newest message from the customer."""
+
+    @abstractmethod
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         """Oldest first, keyset-paged."""
 

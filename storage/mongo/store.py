@@ -452,6 +452,13 @@ class MongoStore(Store):
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None:
         return await self._one(MESSAGES, q.idempotency_filter(author_id, key), docs.message_from_document)
 
+    async def last_inbound_message(self, conversation_id: str) -> Message | None:
+        with mapped_errors():
+            document = await self._c(MESSAGES).find_one(
+                {"conversation_id": conversation_id, "direction": "in"}, sort=[("created_at", -1), ("_id", -1)]
+            )
+        return docs.message_from_document(document) if document else None
+
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         query = q.messages_filter(conversation_id, Cursor.decode(cursor) if cursor is not None else None)
         return await self._page(

@@ -442,6 +442,14 @@ class SqliteStore(Store):
         row = self._database.row("SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key))
         return message_from_row(row) if row else None
 
+    async def last_inbound_message(self, conversation_id: str) -> Message | None:
+        row = self._database.row(
+            "SELECT * FROM messages WHERE conversation_id = ? AND direction = 'in'"
+            " ORDER BY created_at DESC, id DESC LIMIT 1",
+            (conversation_id,),
+        )
+        return message_from_row(row) if row else None
+
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         sql, params = "SELECT * FROM messages WHERE conversation_id = ?", [conversation_id]
         if cursor is not None:

@@ -42,7 +42,7 @@ async def test_a_broken_channel_does_not_stop_the_others_or_the_api(tmp_path: Pa
     await add_channel(store, kind="nonexistent", name="unknown kind")
     await store.close()
     events.clear()
-    settings = load_settings(overrides={"data_dir": tmp_path}, environ={})
+    settings = load_settings(overrides={"data_dir": tmp_path, "smtp_port": 0}, environ={})
     inbox = build(settings, connectors={"test": TracingConnector, "broken": BrokenConnector})
     async with TestClient(TestServer(inbox.web)) as client:
         assert (await client.get("/healthz")).status == 200

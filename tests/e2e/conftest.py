@@ -23,7 +23,7 @@ def free_port() -> int:
 
 def cli_env(data_dir: Path, http_port: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")}
-    env.update(INBOX_DATA_DIR=str(data_dir), INBOX_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    env.update(INBOX_DATA_DIR=str(data_dir), INBOX_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", INBOX_SMTP_PORT="0")
     if http_port is not None:
         env["INBOX_HTTP_PORT"] = str(http_port)
     return env

@@ -437,3 +437,15 @@ async def test_sync_state_round_trip(store: Store) -> None:
     await store.set_sync_state("imap:ch1:INBOX", "17:42")
     await store.set_sync_state("imap:ch1:INBOX", "17:43")
     assert await store.get_sync_state("imap:ch1:INBOX") == "17:43"
+
+
+async def test_last_inbound_message(store: Store, clock: ManualClock, channel: Channel) -> None:
+    conversation, first = await _start(store, clock, channel)
+    clock.advance(1)
+    second = _message(clock, conversation, "second")
+    await store.append_message(conversation, second, new_conversation=False)
+    clock.advance(1)
+    reply = _message(clock, conversation, "reply", direction=Direction.OUT, external_id=None)
+    await store.append_message(conversation, reply, new_conversation=False)
+    assert await store.last_inbound_message(conversation.id) == second
+    assert await store.last_inbound_message("nothing") is None

@@ -48,7 +48,7 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     RecordingConnector.reset()
-    settings = load_settings(overrides={"data_dir": tmp_path, "max_body_bytes": 64 * 1024}, environ={})
+    settings = load_settings(overrides={"data_dir": tmp_path, "max_body_bytes": 64 * 1024, "smtp_port": 0}, environ={})
     inbox = build(settings, connectors={"test": RecordingConnector})
     async with TestClient(TestServer(inbox.web)) as client:
         store = inbox.store

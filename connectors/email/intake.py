@@ -1,0 +1,92 @@
+"""Raw mail → stored message, shared by SMTP and IMAP intake.
+
+Parsing runs in a worker thread so a large or hostile message never blocks the event loop.
+A message that cannot be parsed is quarantined (raw bytes kept, reason recorded) rather than
+refused or dropped; either way :meth:`EmailIntake.accept` returns only once the outcome is
+durable, which is when SMTP may answer 250 and IMAP may flag the message as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from connectors.base import ConnectorContext
+from connectors.email.parsing import ParsedEmail, parse_email
+from connectors.email.settings import EmailSettings
+from inbox.domain import InboundContact, InboundMessage, conversation_thread_key
+from inbox.errors import PayloadError
+from storage.blobs import sha256_of
+
+__all__ = ["EmailIntake", "outbound_message_id"]
+
+_OUR_MESSAGE_ID = re.compile(r"^<[0-9a-z]{26}\.([0-9a-z]{26})@")
+
+
+def outbound_message_id(message_id: str, conversation_id: str, domain: str) -> str:
+    """Our replies' Message-ID names their conversation, so an answer to one threads back to it
+    even when the customer's client keeps only In-Reply-To."""
+    return f"<{message_id}.{conversation_id}@{domain}>"
+
+
+class EmailIntake:
+    def __init__(self, context: ConnectorContext, settings: EmailSettings) -> None:
+        self.context = context
+        self.settings = settings
+
+    async def accept(self, raw: bytes, *, source: str, fallback_id: str) -> InboundMessage | None:
+        """Stores one raw message (or quarantines it); returns what was stored, or None."""
+        try:
+            parsed = await asyncio.to_thread(parse_email, raw)
+            if parsed.sender is None or not parsed.sender.email:
+                raise PayloadError("no sender address (From)")
+        except PayloadError as exc:
+            await self.context.on_unparsed(
+                channel_id=self.context.channel.id, external_id=fallback_id, source=source, reason=str(exc), raw=raw
+            )
+            return None
+        inbound = await self._inbound(parsed, raw)
+        await self.context.on_inbound(inbound)
+        return inbound
+
+    async def _inbound(self, parsed: ParsedEmail, raw: bytes) -> InboundMessage:
+        assert parsed.sender is not None
+        attachments = []
+        for attachment in parsed.attachments:
+            await self.context.blobs.put(attachment.content)
+            attachments.append(attachment.meta)
+        referenced = parsed.thread_keys
+        own_keys = tuple(
+            conversation_thread_key(match.group(1))
+            for key in referenced
+            if (match := _OUR_MESSAGE_ID.match(key)) and key.lower().endswith(f"@{self.settings.domain}>")
+        )
+        return InboundMessage(
+            channel_id=self.context.channel.id,
+            external_id=parsed.message_id or f"sha256:{sha256_of(raw)}",
+            contact=InboundContact(
+                external_id=parsed.sender.email.lower(), name=parsed.sender.name, email=parsed.sender.email
+            ),
+            text=parsed.reply_text or parsed.text,
+            subject=parsed.subject,
+            html=parsed.html,
+            thread_keys=(*referenced, *own_keys),
+            own_thread_key=parsed.message_id,
+            attachments=tuple(attachments),
+            auto_reply=parsed.auto_reply or parsed.bulk or parsed.bounce is not None or parsed.own,
+            extras={
+                "email": {
+                    "message_id": parsed.message_id,
+                    "from": parsed.sender.to_json(),
+                    "to": [a.to_json() for a in parsed.to],
+                    "cc": [a.to_json() for a in parsed.cc],
+                    "references": list(parsed.references),
+                    "full_text": parsed.text,
+                    "bulk": parsed.bulk,
+                    "bounce": parsed.bounce.to_json() if parsed.bounce else None,
+                    "own": parsed.own,
+                    "defects": list(parsed.defects),
+                    "raw_sha256": await self.context.blobs.put(raw),
+                }
+            },
+        )

@@ -1,0 +1,208 @@
+"""SMTP intake and SMTP replies against real peers: Python's smtplib as the customer's mail
+server, the real Inbox application, and an aiosmtpd server as the relay our replies go to."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+import smtplib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from aiosmtpd.controller import Controller
+
+from inbox.accounts import add_channel, add_operator
+from inbox.app import Inbox, build
+from inbox.config import load_settings
+from inbox.domain import Channel, DeliveryStatus, Operator
+from inbox.errors import Unavailable
+from storage.base import ConversationFilter
+
+CORPUS = Path(__file__).parents[1] / "data" / "email"
+
+
+class Sink:
+    """The relay: keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=default_policy))
+        return "250 OK"
+
+
+@dataclass
+class Mail:
+    inbox: Inbox
+    channel: Channel
+    operator: Operator
+    sink: Sink
+
+    def send(self, raw: bytes, to: str = "support@example.com", sender: str = "ivan@example.ru") -> None:
+        assert self.inbox.smtp is not None
+        with smtplib.SMTP("127.0.0.1", self.inbox.smtp.port, timeout=10) as client:
+            client.sendmail(sender, [to], raw)
+
+    async def send_async(self, raw: bytes, **kwargs: str) -> None:
+        await asyncio.to_thread(self.send, raw, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+async def mail(tmp_path: Path) -> AsyncIterator[Mail]:
+    sink = Sink()
+    relay = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    relay.start()
+    try:
+        settings = load_settings(
+            overrides={"data_dir": tmp_path, "smtp_port": 0, "smtp_max_message_bytes": 200_000}, environ={}
+        )
+        inbox = build(settings)
+        async with TestClient(TestServer(inbox.web)):
+            channel = (
+                await add_channel(
+                    inbox.store,
+                    kind="email",
+                    name="Support",
+                    settings={
+                        "address": "Support@Example.com",
+                        "display_name": "Example Support",
+                        "smtp_relay": f"127.0.0.1:{relay.port}",
+                    },
+                )
+            ).channel
+            operator = (await add_operator(inbox.store, email="olga@example.com", name="Ольга", password="x")).operator
+            yield Mail(inbox, channel, operator, sink)
+    finally:
+        relay.stop()
+
+
+async def _conversations(inbox: Inbox):
+    return (await inbox.store.list_conversations(ConversationFilter(), limit=50)).items
+
+
+async def test_mail_is_stored_once_and_answered_250_only_after(mail: Mail) -> None:
+    raw = (CORPUS / "koi8r.eml").read_bytes()
+    await mail.send_async(raw)
+    await mail.send_async(raw)  # a retrying server delivers twice: stored once
+    (conversation,) = await _conversations(mail.inbox)
+    assert conversation.subject == "Не приходит письмо с подтверждением"
+    contact = await mail.inbox.store.get_contact(conversation.contact_id)
+    assert contact.name == "Иван Петров" and contact.email == "ivan.petrov@example.ru"
+    (message,) = (await mail.inbox.store.list_messages(conversation.id, limit=10)).items
+    assert message.external_id == "<20260106093000.1234@mail.example.ru>"
+    assert message.text.startswith("Здравствуйте!") and "С уважением" not in message.text  # signature cut
+    assert message.extras["email"]["full_text"].rstrip().endswith("Иван Петров")
+
+
+async def test_unknown_recipient_550_and_oversize_552(mail: Mail) -> None:
+    raw = (CORPUS / "koi8r.eml").read_bytes()
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        await mail.send_async(raw, to="nobody@example.com")
+    assert refused.value.recipients["nobody@example.com"][0] == 550
+    big = raw + b"x" * 300_000
+    with pytest.raises(smtplib.SMTPSenderRefused) as too_big:  # refused at MAIL FROM, by the announced SIZE
+        await mail.send_async(big)
+    assert too_big.value.smtp_code == 552
+    assert await _conversations(mail.inbox) == []
+
+
+async def test_unparsable_mail_is_quarantined_not_dropped(mail: Mail) -> None:
+    garbage = (CORPUS / "garbage.bin").read_bytes()
+    await mail.send_async(garbage)
+    await mail.send_async(garbage)
+    page = await mail.inbox.store.list_quarantine(limit=10)
+    assert len(page.items) == 1 and page.items[0].source == "smtp"
+    # the raw bytes are kept as received: smtplib sends bytes as they are, plus a final CRLF
+    travelled = garbage + (b"" if garbage.endswith(b"\r\n") else b"\r\n")
+    assert await mail.inbox.blobs.get(page.items[0].raw_sha256) == travelled
+    assert "header" in page.items[0].reason
+
+
+async def test_store_outage_answers_451_so_the_sender_retries(mail: Mail) -> None:
+    async def unavailable(_):
+        raise Unavailable("database is locked")
+
+    mail.inbox.service.receive = unavailable  # type: ignore[method-assign]
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        await mail.send_async((CORPUS / "koi8r.eml").read_bytes())
+    assert refused.value.smtp_code == 451
+
+
+def _customer_mail(message_id: str, subject: str, text: str, **headers: str) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Анна <anna@example.org>"
+    mail["To"] = "support@example.com"
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id
+    for name, value in headers.items():
+        mail[name.replace("_", "-")] = value
+    mail.set_content(text)
+    return mail.as_bytes()
+
+
+async def _wait_for(condition, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if await condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize("keeps_references", [True, False])
+async def test_reply_threads_in_the_customers_client_and_the_answer_comes_back(mail: Mail, keeps_references) -> None:
+    await mail.send_async(_customer_mail("<first@example.org>", "Счёт не оплачивается", "Помогите"))
+    (conversation,) = await _conversations(mail.inbox)
+    sent = await mail.inbox.service.reply(conversation.id, mail.operator, "Проверим и вернёмся")
+    mail.inbox.dispatcher.wake()
+
+    async def delivered() -> bool:
+        return (await mail.inbox.store.get_message(sent.message.id)).delivery_status is DeliveryStatus.SENT
+
+    await _wait_for(delivered)
+    (reply,) = mail.sink.messages
+    assert reply["In-Reply-To"] == "<first@example.org>"
+    assert "<first@example.org>" in reply["References"]
+    assert reply["Subject"] == "Re: Счёт не оплачивается"
+    assert reply["Reply-To"] == "Support@Example.com"
+    (sender,) = reply["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Ольга (Example Support)", "Support@Example.com")
+    assert reply["To"].addresses[0].addr_spec == "anna@example.org"
+    assert reply["X-Inbox-Origin"] and reply.get_content().strip() == "Проверим и вернёмся"
+
+    headers = {"In_Reply_To": reply["Message-ID"]}
+    if keeps_references:
+        headers["References"] = f"<first@example.org> {reply['Message-ID']}"
+    await mail.send_async(_customer_mail("<second@example.org>", "Re: Счёт не оплачивается", "Спасибо!", **headers))
+    (again,) = await _conversations(mail.inbox)
+    assert again.id == conversation.id
+    texts = [m.text for m in (await mail.inbox.store.list_messages(conversation.id, limit=10)).items]
+    assert texts == ["Помогите", "Проверим и вернёмся", "Спасибо!"]
+
+
+async def test_a_stranger_quoting_our_message_id_starts_a_new_conversation(mail: Mail) -> None:
+    await mail.send_async(_customer_mail("<first@example.org>", "Вопрос", "Здравствуйте"))
+    (conversation,) = await _conversations(mail.inbox)
+    sent = await mail.inbox.service.reply(conversation.id, mail.operator, "Ответ")
+    mail.inbox.dispatcher.wake()
+
+    async def delivered() -> bool:
+        return (await mail.inbox.store.get_message(sent.message.id)).delivery_status is DeliveryStatus.SENT
+
+    await _wait_for(delivered)
+    ours = mail.sink.messages[0]["Message-ID"]
+    stranger = _customer_mail("<x@evil.example>", "Re: Вопрос", "I want in", In_Reply_To=ours, References=ours)
+    await mail.send_async(stranger.replace(b"anna@example.org", b"mallory@evil.example"))
+    assert len(await _conversations(mail.inbox)) == 2
