@@ -15,12 +15,14 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import ClientSession, web
 
-from inbox.domain import Channel, DeliveryReceipt, InboundMessage, OutboundMessage
+from inbox.domain import Channel, DeliveryReceipt, DeliveryStatus, InboundMessage, OutboundMessage
 from storage.blobs import BlobStore
 
-__all__ = ["Capabilities", "Connector", "ConnectorContext", "OnInbound", "OnUnparsed", "SyncState"]
+__all__ = ["Capabilities", "Connector", "ConnectorContext", "OnDelivery", "OnInbound", "OnUnparsed", "SyncState"]
 
 OnInbound = Callable[[InboundMessage], Awaitable[Any]]
+OnDelivery = Callable[[str, DeliveryStatus, str | None], Awaitable[Any]]
+"""A channel's later word on a message we sent (message id, new status, detail): a bounce, a receipt."""
 
 
 class OnUnparsed(Protocol):
@@ -57,6 +59,7 @@ class ConnectorContext:
     channel: Channel
     http: ClientSession
     on_inbound: OnInbound
+    on_delivery: OnDelivery
     on_unparsed: OnUnparsed
     blobs: BlobStore
     state: SyncState

@@ -127,6 +127,7 @@ def _connector_context(inbox: Inbox, channel: Channel) -> ConnectorContext:
         channel=channel,
         http=inbox.http(),
         on_inbound=inbox.service.receive,
+        on_delivery=inbox.service.record_delivery,
         on_unparsed=on_unparsed,
         blobs=inbox.blobs,
         state=State(),

@@ -31,7 +31,7 @@ from inbox.domain import (
     conversation_thread_key,
 )
 from inbox.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
-from inbox.events import ConversationCreated, ConversationUpdated, EventBus, MessageCreated
+from inbox.events import ConversationCreated, ConversationUpdated, DeliveryUpdated, EventBus, MessageCreated
 from inbox.ids import new_id
 from inbox.locks import KeyedLocks
 from inbox.reads import InboxReads
@@ -318,6 +318,13 @@ class InboxService:
         if (message.conversation_id, message.kind, message.text) != (conversation_id, kind, text):
             raise Conflict("this Idempotency-Key was already used for a different message")
         return Sent(await self.store.get_conversation(conversation_id), message, duplicate=True)
+
+    async def record_delivery(self, message_id: str, status: DeliveryStatus, error: str | None = None) -> Message:
+        """A channel's later word on a message we sent: a bounce, a delivery or read receipt."""
+        message = await self.store.set_delivery_status(message_id, status, error)
+        await self.store.durable()
+        await self.bus.publish(DeliveryUpdated(message=message))
+        return message
 
     async def update(
         self,

@@ -230,6 +230,10 @@ class Store(ABC):
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None: ...
 
     @abstractmethod
+    async def set_delivery_status(self, message_id: str, status: DeliveryStatus, error: str | None) -> Message:
+        """A channel's later word on a sent message (a bounce, a read receipt)."""
+
+    @abstractmethod
     async def last_inbound_message(self, conversation_id: str) -> Message | None:
         """The conversation's newest message from the customer."""
 

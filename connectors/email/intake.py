@@ -14,13 +14,13 @@ import re
 from connectors.base import ConnectorContext
 from connectors.email.parsing import ParsedEmail, parse_email
 from connectors.email.settings import EmailSettings
-from inbox.domain import InboundContact, InboundMessage, conversation_thread_key
-from inbox.errors import PayloadError
+from inbox.domain import DeliveryStatus, InboundContact, InboundMessage, conversation_thread_key
+from inbox.errors import NotFound, PayloadError
 from storage.blobs import sha256_of
 
 __all__ = ["EmailIntake", "outbound_message_id"]
 
-_OUR_MESSAGE_ID = re.compile(r"^<[0-9a-z]{26}\.([0-9a-z]{26})@")
+_OUR_MESSAGE_ID = re.compile(r"^<([0-9a-z]{26})\.([0-9a-z]{26})@([^>]+)>$")
 
 
 def outbound_message_id(message_id: str, conversation_id: str, domain: str) -> str:
@@ -45,9 +45,29 @@ class EmailIntake:
                 channel_id=self.context.channel.id, external_id=fallback_id, source=source, reason=str(exc), raw=raw
             )
             return None
+        await self._record_bounce(parsed)
         inbound = await self._inbound(parsed, raw)
         await self.context.on_inbound(inbound)
         return inbound
+
+    def _ours(self, message_id: str | None) -> re.Match[str] | None:
+        """Parts of a Message-ID we gave one of our replies (message id, conversation id), if it is one."""
+        match = _OUR_MESSAGE_ID.match(message_id or "")
+        return match if match and match.group(3).lower() == self.settings.domain else None
+
+    async def _record_bounce(self, parsed: ParsedEmail) -> None:
+        """A permanent failure report about one of our replies marks that reply failed; the report
+        itself is still stored (flagged, so nothing ever answers it)."""
+        bounce = parsed.bounce
+        ours = self._ours(bounce.original_message_id) if bounce else None
+        if bounce is None or ours is None or (bounce.status or "5").startswith("4"):
+            return
+        try:
+            await self.context.on_delivery(
+                ours.group(1), DeliveryStatus.FAILED, f"bounced: {bounce.status or 'permanent failure'}"
+            )
+        except NotFound:
+            pass  # a report about mail this instance no longer knows
 
     async def _inbound(self, parsed: ParsedEmail, raw: bytes) -> InboundMessage:
         assert parsed.sender is not None
@@ -56,11 +76,7 @@ class EmailIntake:
             await self.context.blobs.put(attachment.content)
             attachments.append(attachment.meta)
         referenced = parsed.thread_keys
-        own_keys = tuple(
-            conversation_thread_key(match.group(1))
-            for key in referenced
-            if (match := _OUR_MESSAGE_ID.match(key)) and key.lower().endswith(f"@{self.settings.domain}>")
-        )
+        own_keys = tuple(conversation_thread_key(match.group(2)) for key in referenced if (match := self._ours(key)))
         return InboundMessage(
             channel_id=self.context.channel.id,
             external_id=parsed.message_id or f"sha256:{sha256_of(raw)}",

@@ -452,6 +452,17 @@ class MongoStore(Store):
     async def message_by_idempotency_key(self, author_id: str, key: str) -> Message | None:
         return await self._one(MESSAGES, q.idempotency_filter(author_id, key), docs.message_from_document)
 
+    async def set_delivery_status(self, message_id: str, status: DeliveryStatus, error: str | None) -> Message:
+        with mapped_errors():
+            document = await self._c(MESSAGES).find_one_and_update(
+                {"_id": message_id},
+                {"$set": {"delivery_status": str(status), "delivery_error": error}},
+                return_document=ReturnDocument.AFTER,
+            )
+        if document is None:
+            raise NotFound(f"message {message_id} not found")
+        return docs.message_from_document(document)
+
     async def last_inbound_message(self, conversation_id: str) -> Message | None:
         with mapped_errors():
             document = await self._c(MESSAGES).find_one(

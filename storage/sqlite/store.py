@@ -442,6 +442,16 @@ class SqliteStore(Store):
         row = self._database.row("SELECT * FROM messages WHERE author_id = ? AND idempotency_key = ?", (author_id, key))
         return message_from_row(row) if row else None
 
+    async def set_delivery_status(self, message_id: str, status: DeliveryStatus, error: str | None) -> Message:
+        with self._database.unit() as db:
+            row = db.execute(
+                "UPDATE messages SET delivery_status = ?, delivery_error = ? WHERE id = ? RETURNING *",
+                (str(status), error, message_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"message {message_id} not found")
+        return message_from_row(row)
+
     async def last_inbound_message(self, conversation_id: str) -> Message | None:
         row = self._database.row(
             "SELECT * FROM messages WHERE conversation_id = ? AND direction = 'in'"

@@ -47,6 +47,7 @@ def _dispatcher(service: InboxService, clock: ManualClock, session: aiohttp.Clie
             channel=channel,
             http=session,
             on_inbound=service.receive,
+            on_delivery=service.record_delivery,
             on_unparsed=_no_unparsed,
             blobs=FileBlobStore(Path(tempfile.mkdtemp())),
             state=_NoState(),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import smtplib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -206,3 +206,29 @@ async def test_a_stranger_quoting_our_message_id_starts_a_new_conversation(mail:
     stranger = _customer_mail("<x@evil.example>", "Re: Вопрос", "I want in", In_Reply_To=ours, References=ours)
     await mail.send_async(stranger.replace(b"anna@example.org", b"mallory@evil.example"))
     assert len(await _conversations(mail.inbox)) == 2
+
+
+async def test_a_bounce_marks_our_reply_failed_and_is_never_answered(mail: Mail) -> None:
+    await mail.send_async(_customer_mail("<first@example.org>", "Вопрос", "Здравствуйте"))
+    (conversation,) = await _conversations(mail.inbox)
+    sent = await mail.inbox.service.reply(conversation.id, mail.operator, "Ответ")
+    mail.inbox.dispatcher.wake()
+
+    async def delivered() -> bool:
+        return (await mail.inbox.store.get_message(sent.message.id)).delivery_status is DeliveryStatus.SENT
+
+    await _wait_for(delivered)
+    ours = mail.sink.messages[0]["Message-ID"]
+    template = (CORPUS / "dsn_bounce.eml").read_bytes()
+    assert b"<reply-1077-3@inbox.example.com>" in template  # the returned message's id in the report
+    bounce = template.replace(b"<reply-1077-3@inbox.example.com>", ours.encode())
+    await mail.send_async(bounce, sender="")
+    failed = await mail.inbox.store.get_message(sent.message.id)
+    assert failed.delivery_status is DeliveryStatus.FAILED and failed.delivery_error == "bounced: 5.1.1"
+    stored = [
+        m
+        for c in await _conversations(mail.inbox)
+        for m in (await mail.inbox.store.list_messages(c.id, limit=10)).items
+    ]
+    report = next(m for m in stored if m.extras.get("email", {}).get("bounce"))
+    assert report.extras["auto_reply"] is True  # routing never answers it
