@@ -3,5 +3,15 @@
 # Extra arguments go to pytest (e.g. `bash tests/run.sh -k outbox`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The IMAP tests run against a real, throw-away Dovecot (tests/email/dovecot.py).
+if ! command -v dovecot >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq dovecot-imapd >/dev/null
+    else
+        echo "tests/run.sh: the IMAP tests need Dovecot: sudo apt-get install -y dovecot-imapd" >&2
+        exit 1
+    fi
+fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 exec python3 -m pytest "$@"

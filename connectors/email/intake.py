@@ -35,15 +35,23 @@ class EmailIntake:
         self.context = context
         self.settings = settings
 
-    async def accept(self, raw: bytes, *, source: str, fallback_id: str) -> InboundMessage | None:
-        """Stores one raw message (or quarantines it); returns what was stored, or None."""
+    async def accept(self, raw: bytes, *, source: str, origin: str) -> InboundMessage | None:
+        """Stores one raw message (or quarantines it); returns what was stored, or None.
+
+        ``origin`` says where it came from (an IMAP folder, UIDVALIDITY and UID; an SMTP
+        session) for the log. Quarantine is keyed by content, so the same bad message met again
+        (after a UIDVALIDITY change, in a backfill, redelivered over SMTP) is kept once."""
         try:
             parsed = await asyncio.to_thread(parse_email, raw)
             if parsed.sender is None or not parsed.sender.email:
                 raise PayloadError("no sender address (From)")
         except PayloadError as exc:
             await self.context.on_unparsed(
-                channel_id=self.context.channel.id, external_id=fallback_id, source=source, reason=str(exc), raw=raw
+                channel_id=self.context.channel.id,
+                external_id=f"sha256:{sha256_of(raw)}",
+                source=source,
+                reason=f"{exc} ({origin})",
+                raw=raw,
             )
             return None
         await self._record_bounce(parsed)

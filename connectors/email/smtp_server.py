@@ -18,7 +18,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from connectors.email.intake import EmailIntake
 from inbox.errors import StorageError
-from storage.blobs import sha256_of
 
 __all__ = ["ResolveRecipient", "SmtpIntakeServer"]
 
@@ -48,7 +47,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         raw = envelope.original_content or b""
-        fallback_id = f"smtp:{sha256_of(raw)}"
+        origin = f"smtp from {session.peer[0] if session.peer else 'unknown'}"
         channels: dict[str, EmailIntake] = {}
         for address in envelope.rcpt_tos:
             intake = await self._resolve(address.strip().lower())
@@ -56,7 +55,7 @@ class _Handler:
                 channels.setdefault(intake.context.channel.id, intake)
         try:
             for intake in channels.values():
-                await intake.accept(raw, source="smtp", fallback_id=fallback_id)
+                await intake.accept(raw, source="smtp", origin=origin)
         except StorageError as exc:
             log.warning("SMTP intake could not store a message (%s); the sender will retry", exc)
             return "451 4.3.0 Temporarily unable to store the message, try again later"
