@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inbox.domain import Channel, Contact, Conversation, Message, Operator
+from inbox.domain import Channel, Contact, Conversation, Message, Operator, Unparsed
 from inbox.ids import hash_secret
 from storage.base import ConversationFilter, Page, Store
 
@@ -67,6 +67,11 @@ class InboxReads:
         channels = await self._store.list_channels()
         await self._store.durable()
         return channels
+
+    async def quarantine(self, *, limit: int, cursor: str | None) -> Page[Unparsed]:
+        page = await self._store.list_quarantine(limit=limit, cursor=cursor)
+        await self._store.durable()
+        return page
 
     async def operator_by_token(self, token: str) -> Operator | None:
         return await self._store.operator_by_token(hash_secret(token))

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from inbox.accounts import add_channel, add_operator
 from inbox.app import Inbox, build
 from inbox.config import load_settings
-from inbox.domain import Channel, DeliveryStatus, Operator
+from inbox.domain import Channel, DeliveryStatus, Operator, Role
 from inbox.errors import Unavailable
 from storage.base import ConversationFilter
 
@@ -44,6 +44,7 @@ class Mail:
     channel: Channel
     operator: Operator
     sink: Sink
+    client: TestClient
 
     def send(self, raw: bytes, to: str = "support@example.com", sender: str = "ivan@example.ru") -> None:
         assert self.inbox.smtp is not None
@@ -70,7 +71,7 @@ async def mail(tmp_path: Path) -> AsyncIterator[Mail]:
             overrides={"data_dir": tmp_path, "smtp_port": 0, "smtp_max_message_bytes": 200_000}, environ={}
         )
         inbox = build(settings)
-        async with TestClient(TestServer(inbox.web)):
+        async with TestClient(TestServer(inbox.web)) as client:
             channel = (
                 await add_channel(
                     inbox.store,
@@ -84,7 +85,7 @@ async def mail(tmp_path: Path) -> AsyncIterator[Mail]:
                 )
             ).channel
             operator = (await add_operator(inbox.store, email="olga@example.com", name="Ольга", password="x")).operator
-            yield Mail(inbox, channel, operator, sink)
+            yield Mail(inbox, channel, operator, sink, client)
     finally:
         relay.stop()
 
@@ -232,3 +233,15 @@ async def test_a_bounce_marks_our_reply_failed_and_is_never_answered(mail: Mail)
     ]
     report = next(m for m in stored if m.extras.get("email", {}).get("bounce"))
     assert report.extras["auto_reply"] is True  # routing never answers it
+
+
+async def test_admins_see_the_quarantine_over_the_api_and_operators_do_not(mail: Mail) -> None:
+    await mail.send_async((CORPUS / "garbage.bin").read_bytes())
+    admin = await add_operator(mail.inbox.store, email="boss@example.com", name="Boss", role=Role.ADMIN, password="x")
+    operator = await add_operator(mail.inbox.store, email="op@example.com", name="Op", password="x")
+    refused = await mail.client.get("/api/v1/quarantine", headers={"Authorization": f"Bearer {operator.api_token}"})
+    assert refused.status == 403
+    listed = await mail.client.get("/api/v1/quarantine", headers={"Authorization": f"Bearer {admin.api_token}"})
+    (item,) = (await listed.json())["items"]
+    assert item["source"] == "smtp" and item["channel_id"] == mail.channel.id and "header" in item["reason"]
+    assert await mail.inbox.blobs.get(item["raw_sha256"])

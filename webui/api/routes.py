@@ -137,6 +137,12 @@ async def list_channels(request: web.Request, call: Call) -> web.Response:
     return json_response(s.ChannelList(items=[s.ChannelOut.of(c) for c in channels]))
 
 
+async def list_quarantine(request: web.Request, call: Call) -> web.Response:
+    query: s.PageQuery = call.query
+    page = await request.app[SERVICE].reads.quarantine(limit=query.limit, cursor=query.cursor)
+    return json_response(s.UnparsedPage(items=[s.UnparsedOut.of(u) for u in page.items], next_cursor=page.next_cursor))
+
+
 _ERRORS = {
     400: ("malformed request (invalid JSON, query or header)", s.ErrorOut),
     401: ("missing or wrong token", s.ErrorOut),
@@ -258,6 +264,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="operators",
         summary="The operator the token belongs to",
         responses={200: ("the caller", s.OperatorOut), **_READ},
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/quarantine",
+        handler=list_quarantine,
+        tag="channels",
+        role=Role.ADMIN,
+        summary="Inbound items that could not be parsed, kept raw with the reason (admins), newest first",
+        query=s.PageQuery,
+        responses={200: ("a page of quarantined items", s.UnparsedPage), **_errors(400, 401, 403)},
     ),
     Endpoint(
         method="GET",

@@ -27,6 +27,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Unparsed,
 )
 
 ID_PATTERN = r"^[0-9a-z]{26}$"
@@ -334,6 +335,33 @@ class ChannelOut(BaseModel):
     @classmethod
     def of(cls, c: Channel) -> ChannelOut:
         return cls(id=c.id, kind=c.kind, name=c.name, created_at=c.created_at)
+
+
+class UnparsedOut(BaseModel):
+    id: str
+    channel_id: str
+    source: str
+    reason: str
+    raw_sha256: str
+    size: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: Unparsed) -> UnparsedOut:
+        return cls(
+            id=u.id,
+            channel_id=u.channel_id,
+            source=u.source,
+            reason=u.reason,
+            raw_sha256=u.raw_sha256,
+            size=u.size,
+            created_at=u.created_at,
+        )
+
+
+class UnparsedPage(BaseModel):
+    items: list[UnparsedOut]
+    next_cursor: str | None
 
 
 class ChannelList(BaseModel):
