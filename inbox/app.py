@@ -34,7 +34,7 @@ from storage.base import Store
 from storage.blobs import BlobStore, FileBlobStore
 from webui.app import create_web_app
 
-__all__ = ["Inbox", "build"]
+__all__ = ["Inbox", "build", "connector_context", "offline"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def build(
     web_app = create_web_app(service, max_body_bytes=settings.max_body_bytes, version=__version__)
     inbox: Inbox
     blobs = FileBlobStore(settings.data_dir / "blobs")
-    hub = ConnectorHub(lambda channel: _connector_context(inbox, channel), overrides=connectors)
+    hub = ConnectorHub(lambda channel: connector_context(inbox, channel), overrides=connectors)
     dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
     inbox = Inbox(
         blobs=blobs,
@@ -96,7 +96,22 @@ def build(
     return inbox
 
 
-def _connector_context(inbox: Inbox, channel: Channel) -> ConnectorContext:
+@contextlib.asynccontextmanager
+async def offline(settings: Settings) -> AsyncIterator[Inbox]:
+    """The instance's store and HTTP session without the web server, for commands such as an
+    IMAP backfill that work beside (or instead of) a running ``inbox serve``."""
+    inbox = build(settings)
+    await inbox.store.open()
+    try:
+        async with ClientSession() as session:
+            inbox._http = session
+            yield inbox
+    finally:
+        await inbox.store.close()
+
+
+def connector_context(inbox: Inbox, channel: Channel) -> ConnectorContext:
+    """What a channel's connector is given: see :class:`connectors.base.ConnectorContext`."""
     store = inbox.store
 
     async def on_unparsed(*, channel_id: str, external_id: str, source: str, reason: str, raw: bytes) -> None:

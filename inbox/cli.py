@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from inbox import __version__
 from inbox.accounts import NewChannel, NewOperator, add_channel, add_operator
 from inbox.config import ConfigError, Settings, load_settings
 from inbox.domain import Role
-from inbox.errors import InboxError
+from inbox.errors import InboxError, ValidationError
 from storage import open_store
 from storage.base import Store
 
@@ -87,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
     listing = channel.add_parser("list", parents=[common], help="list channels")
     listing.add_argument("--json", action="store_true", help="print one JSON object per line")
 
+    email_commands = commands.add_parser("email", help="email channel tools").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    backfill = email_commands.add_parser(
+        "backfill", parents=[common], help="re-import a date range from a channel's IMAP mailbox (no duplicates)"
+    )
+    backfill.add_argument("channel", help="the email channel's id")
+    backfill.add_argument("--since", required=True, type=date.fromisoformat, help="YYYY-MM-DD, included")
+    backfill.add_argument("--until", required=True, type=date.fromisoformat, help="YYYY-MM-DD, included")
+    backfill.add_argument("--json", action="store_true", help="print one JSON object")
+
     parse = commands.add_parser(
         "parse-email", parents=[common], help="show the email connector's normalized view of raw messages"
     )
@@ -109,6 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from inbox.server import serve
 
         return serve(settings)
+    if args.command == "email":
+        try:
+            count = asyncio.run(_email_backfill(settings, args))
+        except (InboxError, OSError) as exc:
+            print(f"inbox: {exc}", file=sys.stderr)
+            return 1
+        _print(args.json, {"channel": args.channel, "passed_to_intake": count})
+        return 0
     if args.command == "parse-email":
         from connectors.email.cli import parse_email_command
 
@@ -124,6 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inbox: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _email_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from connectors.email.connector import EmailConnector
+    from connectors.email.imap import ImapPoller
+    from inbox.app import connector_context, offline
+
+    async with offline(settings) as inbox:
+        channel = await inbox.store.get_channel(args.channel)
+        if channel.kind != "email":
+            raise ValidationError(f"channel {channel.id} is a {channel.kind} channel, not email")
+        connector = EmailConnector(connector_context(inbox, channel))
+        poller = ImapPoller(connector.settings, connector.intake, connector.context.state, channel_id=channel.id)
+        return await poller.backfill(args.since, args.until)
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[None]]) -> None:

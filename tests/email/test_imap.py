@@ -439,3 +439,61 @@ async def _endswith(value: Awaitable[str | None], suffix: str) -> bool:
 
 async def _count(value: Awaitable[dict[int, set[str]]]) -> int:
     return len(await value)
+
+
+async def test_backfill_command_reimports_a_date_range_once(dovecot: Dovecot, tmp_path: Path) -> None:
+    import json
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INBOX_")} | {"INBOX_DATA_DIR": str(tmp_path)}
+
+    async def inbox(*args: str) -> dict[str, object]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "inbox",
+            *args,
+            "--json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        return json.loads(out)
+
+    channel = await inbox(
+        "channel",
+        "add",
+        "email",
+        "--address",
+        "support@example.com",
+        "--imap-host",
+        "127.0.0.1",
+        "--imap-port",
+        str(dovecot.port),
+        "--imap-user",
+        USER,
+        "--imap-password",
+        PASSWORD,
+        "--no-imap-ssl",
+    )
+    old = [simple("old", n) for n in range(3)]
+    await dovecot.append(old, date=datetime(2025, 3, 10, 12, 0, tzinfo=UTC))
+    await dovecot.append([simple("outside", 9)], date=datetime(2025, 5, 1, 12, 0, tzinfo=UTC))
+    arguments = ("email", "backfill", str(channel["id"]), "--since", "2025-03-01", "--until", "2025-03-31")
+    assert await inbox(*arguments) == {"channel": channel["id"], "passed_to_intake": 3}
+    assert (await inbox(*arguments))["passed_to_intake"] == 3  # again: recognised, nothing doubled
+
+    store = SqliteStore(tmp_path / "inbox.sqlite3")
+    await store.open()
+    try:
+        stored = [await store.message_by_external_id(str(channel["id"]), message_id(raw)) for raw in old]
+        assert all(stored) and len({m.id for m in stored if m}) == 3
+        outside = await store.message_by_external_id(str(channel["id"]), message_id(simple("outside", 9)))
+        assert outside is None  # not in the range
+        conversations = await store.list_conversations(ConversationFilter(), limit=10)
+        assert len(conversations.items) == 3
+    finally:
+        await store.close()
