@@ -1,15 +1,14 @@
-"""Password hashing with argon2id. Hashing is deliberately slow (~0.1 s), so callers on the event
-loop run it in an executor (:func:`hash_password_async`)."""
+"""Password hashing with argon2id. Hashing is deliberately slow (~0.1 s): callers on the event loop
+must run it in an executor."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["generate_password", "hash_password", "hash_password_async", "use_hasher", "verify_password"]
+__all__ = ["generate_password", "hash_password", "use_hasher", "verify_password"]
 
 _hasher = PasswordHasher()
 
@@ -26,10 +25,6 @@ def generate_password() -> str:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
-
-
-async def hash_password_async(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:

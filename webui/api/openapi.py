@@ -17,7 +17,7 @@ __all__ = ["openapi_document"]
 _REF = "#/components/schemas/{model}"
 
 
-def openapi_document(endpoints: Iterable[Endpoint], *, version: str, server_url: str | None = None) -> dict[str, Any]:
+def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str, Any]:
     endpoints = tuple(endpoints)
     models: set[type[BaseModel]] = {s.Health, s.ErrorOut}
     for endpoint in endpoints:
@@ -89,8 +89,6 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str, server_url:
             },
         },
     }
-    if server_url:
-        document["servers"] = [{"url": server_url}]
     return document
 
 
