@@ -37,6 +37,7 @@ __all__ = [
     "Team",
     "Unparsed",
     "conversation_thread_key",
+    "participant_key",
 ]
 
 _VALUE = dict(frozen=True, slots=True, kw_only=True)
@@ -161,6 +162,13 @@ def conversation_thread_key(conversation_id: str) -> str:
     return f"conversation:{conversation_id}"
 
 
+def participant_key(scope: str, external_id: str) -> str:
+    """How a conversation remembers who else may write into it (an address in To or Cc of the
+    thread): by the same (scope, external id) that identifies a contact, so a participant need
+    not be a contact yet."""
+    return f"{scope}:{external_id}"
+
+
 @dataclass(**_VALUE)
 class Attachment:
     """Metadata only; the bytes live in the blob store under ``sha256``."""
@@ -236,7 +244,10 @@ class InboundMessage:
     ``external_id`` is unique within the channel (an email Message-ID, a Telegram update id) and is
     what makes redelivery a no-op. ``thread_keys`` are the channel's hints for threading (email
     Message-ID / In-Reply-To / References, a chat id); ``own_thread_key`` is the key later messages
-    will refer to this one by.
+    will refer to this one by; ``conversation_number`` is a number the sender quoted (an email
+    subject's ``[#1042]``), the fallback when a client dropped the references. Both only find a
+    conversation the sender belongs to: its contact, or one of its ``participants`` — external ids
+    in the contact's scope of others the message was addressed to (email To and Cc).
     """
 
     channel_id: str
@@ -247,6 +258,8 @@ class InboundMessage:
     html: str | None = None
     thread_keys: tuple[str, ...] = ()
     own_thread_key: str | None = None
+    conversation_number: int | None = None
+    participants: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     auto_reply: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from inbox.domain import (
     Priority,
     Role,
     conversation_thread_key,
+    participant_key,
 )
 from inbox.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
 from inbox.events import ConversationCreated, ConversationUpdated, DeliveryUpdated, EventBus, MessageCreated
@@ -109,11 +110,20 @@ class InboxService:
         contact = await self._contact_for(channel, inbound)
         now = self.clock.now()
         thread_keys = _unique((*inbound.thread_keys, inbound.own_thread_key))
+        scope = inbound.contact.scope or channel.kind
+        sender = participant_key(scope, inbound.contact.external_id)
+        participants = _unique(
+            tuple(
+                participant_key(scope, other) for other in inbound.participants if other != inbound.contact.external_id
+            )
+        )
         conversation = await self.store.find_thread(
             contact_id=contact.id,
             channel_id=channel.id,
             thread_keys=thread_keys,
             resolved_since=now - self.reopen_window,
+            participant=sender,
+            number=inbound.conversation_number,
         )
         new_conversation = conversation is None
         if conversation is None:
@@ -144,12 +154,16 @@ class InboxService:
             attachments=inbound.attachments,
             external_id=inbound.external_id,
             delivery_status=DeliveryStatus.RECEIVED,
-            extras={**inbound.extras, "auto_reply": inbound.auto_reply} if inbound.auto_reply else dict(inbound.extras),
+            extras=_inbound_extras(inbound, contact, conversation),
             created_at=now,
         )
         try:
             conversation = await self.store.append_message(
-                conversation, message, new_conversation=new_conversation, thread_keys=thread_keys
+                conversation,
+                message,
+                new_conversation=new_conversation,
+                thread_keys=thread_keys,
+                participants=participants,
             )
         except Conflict:
             existing = await self.store.message_by_external_id(inbound.channel_id, inbound.external_id)
@@ -440,6 +454,17 @@ def _reopened_by_customer(conversation: Conversation, now: datetime) -> tuple[Co
         if getattr(updated, name) != getattr(conversation, name)
     )
     return updated, (*changed, "last_message_at", "last_inbound_at")
+
+
+def _inbound_extras(inbound: InboundMessage, sender: Contact, conversation: Conversation) -> dict[str, Any]:
+    """The channel's extras, plus the flags routing reads and, when a participant rather than the
+    conversation's contact wrote, who that was."""
+    extras = dict(inbound.extras)
+    if inbound.auto_reply:
+        extras["auto_reply"] = True
+    if sender.id != conversation.contact_id:
+        extras["sender"] = {"contact_id": sender.id, "name": sender.name}
+    return extras
 
 
 def _unique(values: tuple[str | None, ...]) -> tuple[str, ...]:

@@ -185,9 +185,12 @@ class Store(ABC):
         channel_id: str,
         thread_keys: Sequence[str],
         resolved_since: datetime,
+        participant: str | None = None,
+        number: int | None = None,
     ) -> Conversation | None:
-        """The newest conversation of this contact on this channel that shares a thread key and is
-        either not resolved or resolved at or after ``resolved_since``."""
+        """The newest conversation on this channel that shares a thread key or has ``number``,
+        whose contact is ``contact_id`` or which lists ``participant`` among its participants,
+        and which is either not resolved or resolved at or after ``resolved_since``."""
 
     @abstractmethod
     async def list_conversations(
@@ -209,11 +212,12 @@ class Store(ABC):
         *,
         new_conversation: bool,
         thread_keys: Sequence[str] = (),
+        participants: Sequence[str] = (),
         outbox: OutboxItem | None = None,
     ) -> Conversation:
         """Atomically stores ``message`` and the conversation's new state (inserting it, with the
-        next sequential ``number``, when ``new_conversation``), adds ``thread_keys`` to the
-        conversation's keys, and stores ``outbox`` if given. Tags are written only for a new
+        next sequential ``number``, when ``new_conversation``), adds ``thread_keys`` and
+        ``participants`` to the conversation's, and stores ``outbox`` if given. Tags are written only for a new
         conversation; changing them is :meth:`save_conversation`'s job.
 
         Raises ``Conflict`` and stores nothing when the message's (channel, external id) or

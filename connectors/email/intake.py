@@ -78,6 +78,13 @@ class EmailIntake:
         except NotFound:
             pass  # a report about mail this instance no longer knows
 
+    def _participants(self, parsed: ParsedEmail) -> tuple[str, ...]:
+        """Everyone else the customer wrote to (To and Cc, not this mailbox): they may answer in
+        the thread too, as a colleague copied on a complaint does."""
+        ours = self.settings.address.lower()
+        addresses = (a.email.lower() for a in (*parsed.to, *parsed.cc) if a.email)
+        return tuple(dict.fromkeys(address for address in addresses if address != ours))
+
     async def _inbound(self, parsed: ParsedEmail, raw: bytes) -> InboundMessage:
         assert parsed.sender is not None
         attachments = []
@@ -97,6 +104,8 @@ class EmailIntake:
             html=parsed.html,
             thread_keys=(*referenced, *own_keys),
             own_thread_key=parsed.message_id,
+            conversation_number=parsed.ticket_number,
+            participants=self._participants(parsed),
             attachments=tuple(attachments),
             auto_reply=parsed.auto_reply or parsed.bulk or parsed.bounce is not None or parsed.own,
             extras={

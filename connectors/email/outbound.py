@@ -3,7 +3,8 @@
 ``In-Reply-To`` names the customer's latest message and ``References`` carries its chain, so
 every mail client files the reply in the same thread; our ``Message-ID`` names the conversation
 (:func:`~connectors.email.intake.outbound_message_id`), so an answer to the reply finds its way
-back even from a client that keeps only ``In-Reply-To``. ``X-Inbox-Origin`` marks our own mail
+back even from a client that keeps only ``In-Reply-To``, and the subject's ``[#1042]`` token
+from one that keeps neither. ``X-Inbox-Origin`` marks our own mail
 so it is never taken for a customer's, and ``Auto-Submitted`` is left out: a person wrote it.
 """
 
@@ -17,10 +18,10 @@ import aiosmtplib
 
 from connectors.email.intake import outbound_message_id
 from connectors.email.settings import EmailSettings
-from inbox.domain import DeliveryReceipt, DeliveryStatus, OutboundMessage
+from inbox.domain import Conversation, DeliveryReceipt, DeliveryStatus, OutboundMessage
 from inbox.errors import DeliveryError
 
-__all__ = ["ORIGIN_HEADER", "compose_reply", "send_reply"]
+__all__ = ["ORIGIN_HEADER", "compose_reply", "reply_subject", "send_reply"]
 
 ORIGIN_HEADER = "X-Inbox-Origin"
 
@@ -38,8 +39,7 @@ def compose_reply(outbound: OutboundMessage, settings: EmailSettings) -> EmailMe
     mail["From"] = Address(display_name=sender_name or "", addr_spec=settings.address)
     mail["To"] = Address(display_name=outbound.contact.name or "", addr_spec=recipient)
     mail["Reply-To"] = settings.address
-    subject = conversation.subject or f"#{conversation.number}"
-    mail["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    mail["Subject"] = reply_subject(conversation)
     mail["Message-ID"] = outbound_message_id(message.id, conversation.id, settings.domain)
     mail["Date"] = format_datetime(message.created_at)
     replied = outbound.in_reply_to.extras.get("email", {}) if outbound.in_reply_to else {}
@@ -50,6 +50,16 @@ def compose_reply(outbound: OutboundMessage, settings: EmailSettings) -> EmailMe
     mail[ORIGIN_HEADER] = f"{conversation.id}/{message.id}"
     mail.set_content(message.text)
     return mail
+
+
+def reply_subject(conversation: Conversation) -> str:
+    """``Re:`` and the conversation's ``[#1042]`` token, which threads the customer's answer even
+    when their client drops In-Reply-To and References."""
+    subject = conversation.subject or ""
+    token = f"[#{conversation.number}]"
+    if token not in subject:
+        subject = f"{subject} {token}".strip()
+    return subject if subject.lower().startswith(("re:", "ответ:")) else f"Re: {subject}"
 
 
 async def send_reply(outbound: OutboundMessage, settings: EmailSettings) -> DeliveryReceipt:

@@ -198,7 +198,9 @@ def contact_from_document(d: dict[str, Any]) -> Contact:
     )
 
 
-def conversation_document(c: Conversation, thread_keys: Iterable[str] = ()) -> dict[str, Any]:
+def conversation_document(
+    c: Conversation, thread_keys: Iterable[str] = (), participants: Iterable[str] = ()
+) -> dict[str, Any]:
     """A new conversation. ``subject_terms`` are set here only: SQLite, too, indexes the subject
     a conversation was created with."""
     return {
@@ -209,6 +211,7 @@ def conversation_document(c: Conversation, thread_keys: Iterable[str] = ()) -> d
         "created_at": micros(c.created_at),
         **conversation_fields(c),
         "thread_keys": list(dict.fromkeys(str(key) for key in thread_keys)),
+        "participants": list(dict.fromkeys(str(key) for key in participants)),
         "subject_terms": search_terms(c.subject),
     }
 

@@ -82,6 +82,7 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
         IndexModel(_NEWEST, name="by_activity"),
         *(_by(field) for field in ("status", "assignee_id", "channel_id", "team_id", "contact_id", "tags")),
         IndexModel([("thread_keys", ASCENDING)], name="thread_keys"),
+        IndexModel([("participants", ASCENDING)], name="participants"),
         IndexModel([("subject_terms", ASCENDING)], name="subject_terms"),
     ],
     MESSAGES: [

@@ -212,15 +212,31 @@ def messages_filter(conversation_id: str, cursor: Cursor | None = None) -> dict[
 
 
 def thread_filter(
-    *, contact_id: str, channel_id: str, thread_keys: Iterable[str], resolved_since: datetime
+    *,
+    contact_id: str,
+    channel_id: str,
+    thread_keys: Iterable[str],
+    resolved_since: datetime,
+    participant: str | None = None,
+    number: int | None = None,
 ) -> dict[str, Any]:
+    found_by: list[dict[str, Any]] = [{"thread_keys": {"$in": [str(key) for key in thread_keys]}}]
+    if number is not None:
+        found_by.append({"number": int(number)})
+    belongs: list[dict[str, Any]] = [{"contact_id": _text(contact_id)}]
+    if participant is not None:
+        belongs.append({"participants": _text(participant)})
     return {
-        "thread_keys": {"$in": [str(key) for key in thread_keys]},
-        "contact_id": _text(contact_id),
         "channel_id": _text(channel_id),
-        "$or": [
-            {"status": {"$ne": str(ConversationStatus.RESOLVED)}},
-            {"resolved_at": {"$gte": micros(resolved_since)}},
+        "$and": [
+            {"$or": found_by},
+            {"$or": belongs},
+            {
+                "$or": [
+                    {"status": {"$ne": str(ConversationStatus.RESOLVED)}},
+                    {"resolved_at": {"$gte": micros(resolved_since)}},
+                ]
+            },
         ],
     }
 
@@ -262,13 +278,23 @@ def finish_update(status: DeliveryStatus, error: str | None, external_id: str | 
     }
 
 
-def conversation_update(c: Conversation, thread_keys: Iterable[str] = ()) -> dict[str, Any]:
-    """New state and added thread keys in one single-document, hence atomic, update."""
+def conversation_update(
+    c: Conversation, thread_keys: Iterable[str] = (), participants: Iterable[str] = ()
+) -> dict[str, Any]:
+    """New state, added thread keys and participants in one single-document, hence atomic, update."""
     update: dict[str, Any] = {"$set": conversation_fields(c)}
-    keys = list(dict.fromkeys(str(key) for key in thread_keys))
-    if keys:
-        update["$addToSet"] = {"thread_keys": {"$each": keys}}
+    added = {
+        name: {"$each": values}
+        for name, values in (("thread_keys", _distinct(thread_keys)), ("participants", _distinct(participants)))
+        if values
+    }
+    if added:
+        update["$addToSet"] = added
     return update
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(str(value) for value in values))
 
 
 def operator_update(o: Operator) -> dict[str, Any]:

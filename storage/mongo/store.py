@@ -302,14 +302,18 @@ class MongoStore(Store):
         channel_id: str,
         thread_keys: Sequence[str],
         resolved_since: datetime,
+        participant: str | None = None,
+        number: int | None = None,
     ) -> Conversation | None:
-        if not thread_keys:
+        if not thread_keys and number is None:
             return None
         query = q.thread_filter(
             contact_id=contact_id,
             channel_id=channel_id,
             thread_keys=thread_keys,
             resolved_since=resolved_since,
+            participant=participant,
+            number=number,
         )
         page = await self._page(
             CONVERSATIONS,
@@ -365,9 +369,10 @@ class MongoStore(Store):
         *,
         new_conversation: bool,
         thread_keys: Sequence[str] = (),
+        participants: Sequence[str] = (),
         outbox: OutboxItem | None = None,
     ) -> Conversation:
-        keys = list(thread_keys)  # the work may run more than once (transaction retries)
+        keys, others = list(thread_keys), list(participants)  # the work may run more than once (retries)
         conversations = self._c(CONVERSATIONS)
 
         async def work(session: Session) -> Conversation:
@@ -377,11 +382,11 @@ class MongoStore(Store):
                 await self._insert(MESSAGES, docs.message_document(message), mine, session)
                 if new_conversation:
                     stored = replace(conversation, number=await self._next_number(session))
-                    await self._insert(CONVERSATIONS, docs.conversation_document(stored, keys), mine, session)
+                    await self._insert(CONVERSATIONS, docs.conversation_document(stored, keys, others), mine, session)
                 else:
                     stored = conversation
                     await conversations.update_one(
-                        q.by_id(stored.id), q.conversation_update(stored, keys), session=session
+                        q.by_id(stored.id), q.conversation_update(stored, keys, others), session=session
                     )
                 if outbox is not None:
                     await self._insert(OUTBOX, docs.outbox_document(outbox), mine, session)

@@ -171,6 +171,14 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: who besides the contact may write into a conversation (email To / Cc of the thread)
+    """
+    CREATE TABLE participants (
+        key TEXT NOT NULL,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        PRIMARY KEY (key, conversation_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

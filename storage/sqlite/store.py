@@ -258,17 +258,22 @@ class SqliteStore(Store):
         channel_id: str,
         thread_keys: Sequence[str],
         resolved_since: datetime,
+        participant: str | None = None,
+        number: int | None = None,
     ) -> Conversation | None:
-        if not thread_keys:
+        if not thread_keys and number is None:
             return None
         marks = ",".join("?" * len(thread_keys))
         row = self._database.row(
-            "SELECT c.* FROM conversations c WHERE c.id IN"
-            f" (SELECT conversation_id FROM thread_keys WHERE key IN ({marks}))"
-            " AND c.contact_id = ? AND c.channel_id = ?"
-            " AND (c.status != 'resolved' OR c.resolved_at >= ?)"
+            # CROSS JOIN fixes the order: from the few key matches to their conversations, never a
+            # scan of the channel's conversations
+            "SELECT c.* FROM (SELECT conversation_id AS id FROM thread_keys WHERE key IN"
+            f" ({marks}) UNION SELECT id FROM conversations WHERE number = ?) found"
+            " CROSS JOIN conversations c ON c.id = found.id"
+            " WHERE (c.contact_id = ? OR c.id IN (SELECT conversation_id FROM participants WHERE key = ?))"
+            " AND c.channel_id = ? AND (c.status != 'resolved' OR c.resolved_at >= ?)"
             " ORDER BY c.last_message_at DESC, c.id DESC LIMIT 1",
-            (*thread_keys, contact_id, channel_id, to_micros(resolved_since)),
+            (*thread_keys, number, contact_id, participant, channel_id, to_micros(resolved_since)),
         )
         return conversation_from_row(row) if row else None
 
@@ -359,6 +364,7 @@ class SqliteStore(Store):
         *,
         new_conversation: bool,
         thread_keys: Sequence[str] = (),
+        participants: Sequence[str] = (),
         outbox: OutboxItem | None = None,
     ) -> Conversation:
         with self._database.unit() as db:
@@ -393,6 +399,10 @@ class SqliteStore(Store):
             db.executemany(
                 "INSERT OR IGNORE INTO thread_keys (key, conversation_id) VALUES (?, ?)",
                 [(key, conversation.id) for key in thread_keys],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO participants (key, conversation_id) VALUES (?, ?)",
+                [(key, conversation.id) for key in participants],
             )
             db.execute(
                 "INSERT INTO messages (id, conversation_id, channel_id, direction, kind, text, html,"

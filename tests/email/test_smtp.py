@@ -162,21 +162,55 @@ async def _wait_for(condition, seconds: float = 5.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-@pytest.mark.parametrize("keeps_references", [True, False])
-async def test_reply_threads_in_the_customers_client_and_the_answer_comes_back(mail: Mail, keeps_references) -> None:
-    await mail.send_async(_customer_mail("<first@example.org>", "Счёт не оплачивается", "Помогите"))
-    (conversation,) = await _conversations(mail.inbox)
-    sent = await mail.inbox.service.reply(conversation.id, mail.operator, "Проверим и вернёмся")
+async def _delivered_reply(mail: Mail, conversation_id: str, text: str = "Ответ") -> EmailMessage:
+    """Sends an operator's reply through the outbox and returns it as the relay received it."""
+    sent = await mail.inbox.service.reply(conversation_id, mail.operator, text)
     mail.inbox.dispatcher.wake()
 
     async def delivered() -> bool:
         return (await mail.inbox.store.get_message(sent.message.id)).delivery_status is DeliveryStatus.SENT
 
     await _wait_for(delivered)
-    (reply,) = mail.sink.messages
+    return mail.sink.messages[-1]
+
+
+async def test_a_colleague_copied_on_the_thread_joins_it_a_stranger_does_not(mail: Mail) -> None:
+    first = _customer_mail("<first@example.org>", "Вопрос", "Здравствуйте", Cc="Борис <boris@example.org>")
+    await mail.send_async(first)
+    (conversation,) = await _conversations(mail.inbox)
+    reply = await _delivered_reply(mail, conversation.id)
+    for author, message_id in (("boris@example.org", "<b@example.org>"), ("mallory@evil.example", "<m@evil>")):
+        answer = _customer_mail(message_id, "Re: Вопрос", f"from {author}", In_Reply_To=reply["Message-ID"])
+        await mail.send_async(answer.replace(b"anna@example.org", author.encode()))
+    conversations = await _conversations(mail.inbox)
+    assert len(conversations) == 2
+    joined = (await mail.inbox.store.list_messages(conversation.id, limit=10)).items
+    assert [m.text for m in joined] == ["Здравствуйте", "Ответ", "from boris@example.org"]
+    boris = await mail.inbox.store.get_contact(joined[-1].extras["sender"]["contact_id"])
+    assert boris.email == "boris@example.org" and boris.id != conversation.contact_id
+
+
+async def test_the_subject_token_threads_an_answer_without_references_but_not_a_strangers(mail: Mail) -> None:
+    await mail.send_async(_customer_mail("<first@example.org>", "Вопрос", "Здравствуйте"))
+    (conversation,) = await _conversations(mail.inbox)
+    token = f"[#{conversation.number}]"
+    await mail.send_async(_customer_mail("<second@example.org>", f"RE: Вопрос {token}", "Ещё вопрос"))
+    stranger = _customer_mail("<x@evil.example>", f"Re: {token}", "let me in")
+    await mail.send_async(stranger.replace(b"anna@example.org", b"mallory@evil.example"))
+    assert len(await _conversations(mail.inbox)) == 2
+    texts = [m.text for m in (await mail.inbox.store.list_messages(conversation.id, limit=10)).items]
+    assert texts == ["Здравствуйте", "Ещё вопрос"]
+
+
+@pytest.mark.parametrize("keeps_references", [True, False])
+async def test_reply_threads_in_the_customers_client_and_the_answer_comes_back(mail: Mail, keeps_references) -> None:
+    await mail.send_async(_customer_mail("<first@example.org>", "Счёт не оплачивается", "Помогите"))
+    (conversation,) = await _conversations(mail.inbox)
+    reply = await _delivered_reply(mail, conversation.id, "Проверим и вернёмся")
+    assert len(mail.sink.messages) == 1
     assert reply["In-Reply-To"] == "<first@example.org>"
     assert "<first@example.org>" in reply["References"]
-    assert reply["Subject"] == "Re: Счёт не оплачивается"
+    assert reply["Subject"] == f"Re: Счёт не оплачивается [#{conversation.number}]"
     assert reply["Reply-To"] == "Support@Example.com"
     (sender,) = reply["From"].addresses
     assert (sender.display_name, sender.addr_spec) == ("Ольга (Example Support)", "Support@Example.com")
@@ -196,14 +230,7 @@ async def test_reply_threads_in_the_customers_client_and_the_answer_comes_back(m
 async def test_a_stranger_quoting_our_message_id_starts_a_new_conversation(mail: Mail) -> None:
     await mail.send_async(_customer_mail("<first@example.org>", "Вопрос", "Здравствуйте"))
     (conversation,) = await _conversations(mail.inbox)
-    sent = await mail.inbox.service.reply(conversation.id, mail.operator, "Ответ")
-    mail.inbox.dispatcher.wake()
-
-    async def delivered() -> bool:
-        return (await mail.inbox.store.get_message(sent.message.id)).delivery_status is DeliveryStatus.SENT
-
-    await _wait_for(delivered)
-    ours = mail.sink.messages[0]["Message-ID"]
+    ours = (await _delivered_reply(mail, conversation.id))["Message-ID"]
     stranger = _customer_mail("<x@evil.example>", "Re: Вопрос", "I want in", In_Reply_To=ours, References=ours)
     await mail.send_async(stranger.replace(b"anna@example.org", b"mallory@evil.example"))
     assert len(await _conversations(mail.inbox)) == 2
@@ -212,19 +239,13 @@ async def test_a_stranger_quoting_our_message_id_starts_a_new_conversation(mail:
 async def test_a_bounce_marks_our_reply_failed_and_is_never_answered(mail: Mail) -> None:
     await mail.send_async(_customer_mail("<first@example.org>", "Вопрос", "Здравствуйте"))
     (conversation,) = await _conversations(mail.inbox)
-    sent = await mail.inbox.service.reply(conversation.id, mail.operator, "Ответ")
-    mail.inbox.dispatcher.wake()
-
-    async def delivered() -> bool:
-        return (await mail.inbox.store.get_message(sent.message.id)).delivery_status is DeliveryStatus.SENT
-
-    await _wait_for(delivered)
-    ours = mail.sink.messages[0]["Message-ID"]
+    reply = await _delivered_reply(mail, conversation.id)
+    ours, reply_id = reply["Message-ID"], reply["X-Inbox-Origin"].split("/")[1]
     template = (CORPUS / "dsn_bounce.eml").read_bytes()
     assert b"<reply-1077-3@inbox.example.com>" in template  # the returned message's id in the report
     bounce = template.replace(b"<reply-1077-3@inbox.example.com>", ours.encode())
     await mail.send_async(bounce, sender="")
-    failed = await mail.inbox.store.get_message(sent.message.id)
+    failed = await mail.inbox.store.get_message(reply_id)
     assert failed.delivery_status is DeliveryStatus.FAILED and failed.delivery_error == "bounced: 5.1.1"
     stored = [
         m

@@ -238,6 +238,34 @@ async def test_find_thread_matches_keys_contact_and_reopen_window(
     )
 
 
+async def test_find_thread_admits_participants_and_the_conversation_number(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    since = clock.now() - timedelta(days=7)
+    boss = "email:boss@example.com"
+    reply = replace(_message(clock, conversation), id=new_id(), external_id="m2")
+    conversation = await store.append_message(conversation, reply, new_conversation=False, participants=[boss, boss])
+
+    def find(contact_id: str, participant: str | None, keys: list[str], number: int | None = None):
+        return store.find_thread(
+            contact_id=contact_id,
+            channel_id=channel.id,
+            thread_keys=keys,
+            resolved_since=since,
+            participant=participant,
+            number=number,
+        )
+
+    assert await find("boss-contact", boss, ["k1"]) == conversation
+    assert await find("boss-contact", "email:stranger@example.com", ["k1"]) is None
+    assert await find("boss-contact", None, ["k1"]) is None
+    assert await find(conversation.contact_id, None, [], conversation.number) == conversation
+    assert await find("boss-contact", boss, ["unknown"], conversation.number) == conversation
+    assert await find("stranger", "email:stranger@example.com", [], conversation.number) is None
+    assert await find(conversation.contact_id, None, [], conversation.number + 1) is None
+
+
 async def test_list_conversations_filters(store: Store, clock: ManualClock, channel: Channel) -> None:
     a, _ = await _start(store, clock, channel)
     clock.advance(1)

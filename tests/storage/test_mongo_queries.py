@@ -292,11 +292,21 @@ def test_contacts_without_text_page_by_creation_newest_first() -> None:
 def test_thread_filter_wants_a_shared_key_and_an_open_or_recent_conversation() -> None:
     query = q.thread_filter(contact_id="ct", channel_id="ch", thread_keys=("zzz", "k1"), resolved_since=T0)
     assert query == {
-        "thread_keys": {"$in": ["zzz", "k1"]},
-        "contact_id": "ct",
         "channel_id": "ch",
-        "$or": [{"status": {"$ne": "resolved"}}, {"resolved_at": {"$gte": docs.micros(T0)}}],
+        "$and": [
+            {"$or": [{"thread_keys": {"$in": ["zzz", "k1"]}}]},
+            {"$or": [{"contact_id": "ct"}]},
+            {"$or": [{"status": {"$ne": "resolved"}}, {"resolved_at": {"$gte": docs.micros(T0)}}]},
+        ],
     }
+
+
+def test_thread_filter_admits_a_participant_and_a_quoted_number() -> None:
+    query = q.thread_filter(
+        contact_id="ct", channel_id="ch", thread_keys=(), resolved_since=T0, participant="email:b@x", number=1042
+    )
+    assert query["$and"][0] == {"$or": [{"thread_keys": {"$in": []}}, {"number": 1042}]}
+    assert query["$and"][1] == {"$or": [{"contact_id": "ct"}, {"participants": "email:b@x"}]}
 
 
 def test_lookups_by_unique_strings_never_match_a_missing_value() -> None:
@@ -387,8 +397,11 @@ def test_conversation_round_trip() -> None:
 
 
 def test_conversation_update_writes_state_and_adds_thread_keys_at_once() -> None:
-    update = q.conversation_update(_conversation(), ["a", "b", "a"])
-    assert update["$addToSet"] == {"thread_keys": {"$each": ["a", "b"]}}
+    update = q.conversation_update(_conversation(), ["a", "b", "a"], ["email:c@x", "email:c@x"])
+    assert update["$addToSet"] == {
+        "thread_keys": {"$each": ["a", "b"]},
+        "participants": {"$each": ["email:c@x"]},
+    }
     assert update["$set"]["tags"] == ["vip", "доставка"]
     # the subject's search terms stay those of creation, as SQLite's FTS row does
     assert not {"_id", "number", "created_at", "thread_keys", "subject_terms"} & set(update["$set"])
