@@ -48,6 +48,11 @@ class InboxReads:
         await self._store.durable()
         return page
 
+    async def message(self, message_id: str) -> Message:
+        message = await self._store.get_message(message_id)
+        await self._store.durable()
+        return message
+
     async def contacts(self, *, limit: int, cursor: str | None, text: str | None) -> Page[Contact]:
         page = await self._store.list_contacts(limit=limit, cursor=cursor, text=text)
         await self._store.durable()
@@ -72,6 +77,11 @@ class InboxReads:
         page = await self._store.list_quarantine(limit=limit, cursor=cursor)
         await self._store.durable()
         return page
+
+    async def unparsed(self, unparsed_id: str) -> Unparsed:
+        record = await self._store.get_unparsed(unparsed_id)
+        await self._store.durable()
+        return record
 
     async def operator_by_token(self, token: str) -> Operator | None:
         return await self._store.operator_by_token(hash_secret(token))

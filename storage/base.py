@@ -257,6 +257,9 @@ class Store(ABC):
         """Newest first, keyset-paged."""
 
     @abstractmethod
+    async def get_unparsed(self, unparsed_id: str) -> Unparsed: ...
+
+    @abstractmethod
     async def get_sync_state(self, key: str) -> str | None:
         """A connector's durable position (an IMAP folder's UIDVALIDITY and last UID, say)."""
 

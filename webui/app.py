@@ -10,18 +10,20 @@ from aiohttp import web
 
 from inbox.errors import StorageError
 from inbox.service import InboxService
+from storage.blobs import BlobStore
 from webui.api.openapi import openapi_document
 from webui.api.routes import ENDPOINTS
 from webui.auth import TokenCache
 from webui.errors import error_middleware
-from webui.keys import CHANNEL_KEYS, MAX_BODY_BYTES, OPERATOR_TOKENS, SERVICE
+from webui.keys import BLOBS, CHANNEL_KEYS, MAX_BODY_BYTES, OPERATOR_TOKENS, SERVICE
 
 __all__ = ["create_web_app"]
 
 
-def create_web_app(service: InboxService, *, max_body_bytes: int, version: str) -> web.Application:
+def create_web_app(service: InboxService, blobs: BlobStore, *, max_body_bytes: int, version: str) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[SERVICE] = service
+    app[BLOBS] = blobs
     app[MAX_BODY_BYTES] = max_body_bytes
     app[OPERATOR_TOKENS] = TokenCache()
     app[CHANNEL_KEYS] = TokenCache()

@@ -509,6 +509,9 @@ class MongoStore(Store):
             lambda u: Cursor(docs.micros(u.created_at), u.id),
         )
 
+    async def get_unparsed(self, unparsed_id: str) -> Unparsed:
+        return await self._get(UNPARSED, unparsed_id, "quarantined item", docs.unparsed_from_document)
+
     async def get_sync_state(self, key: str) -> str | None:
         with mapped_errors():
             document = await self._c(SYNC_STATE).find_one({"_id": key})

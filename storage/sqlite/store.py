@@ -506,6 +506,12 @@ class SqliteStore(Store):
         rows = self._keyset("unparsed u", ("u.created_at", "u.id"), [], [], limit, cursor)
         return page_of([unparsed_from_row(r) for r in rows], limit, lambda u: Cursor(to_micros(u.created_at), u.id))
 
+    async def get_unparsed(self, unparsed_id: str) -> Unparsed:
+        row = self._database.row("SELECT * FROM unparsed WHERE id = ?", (unparsed_id,))
+        if row is None:
+            raise NotFound(f"quarantined item {unparsed_id} not found")
+        return unparsed_from_row(row)
+
     async def get_sync_state(self, key: str) -> str | None:
         row = self._database.row("SELECT value FROM sync_state WHERE key = ?", (key,))
         return row["value"] if row else None

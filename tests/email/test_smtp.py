@@ -266,3 +266,58 @@ async def test_admins_see_the_quarantine_over_the_api_and_operators_do_not(mail:
     (item,) = (await listed.json())["items"]
     assert item["source"] == "smtp" and item["channel_id"] == mail.channel.id and "header" in item["reason"]
     assert await mail.inbox.blobs.get(item["raw_sha256"])
+    raw = await mail.client.get(f"/api/v1/quarantine/{item['id']}/raw", headers=_bearer(admin))
+    assert raw.status == 200 and await raw.read() == await mail.inbox.blobs.get(item["raw_sha256"])
+    assert raw.headers["Content-Type"] == "application/octet-stream"
+    assert (await mail.client.get(f"/api/v1/quarantine/{item['id']}/raw", headers=_bearer(operator))).status == 403
+
+
+def _bearer(operator) -> dict[str, str]:
+    return {"Authorization": f"Bearer {operator.api_token}"}
+
+
+def _hostile_attachments() -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Анна <anna@example.org>"
+    mail["To"] = "support@example.com"
+    mail["Subject"] = "Файлы"
+    mail["Message-ID"] = "<files@example.org>"
+    mail.set_content("См. вложения")
+    mail.add_attachment("Счёт за март".encode(), maintype="text", subtype="plain", filename="Счёт №5.txt")
+    page = b"<script>alert(1)</script>"
+    mail.add_attachment(page, maintype="text", subtype="html", filename='../../"evil"\u202egnp.html')
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
+    mail.add_attachment(svg, maintype="image", subtype="svg+xml", filename="logo.svg")
+    return mail.as_bytes(policy=email.policy.SMTP)  # CRLF: smtplib sends bytes as they are
+
+
+async def test_attachments_download_with_safe_headers_only_through_their_message(mail: Mail) -> None:
+    await mail.send_async(_hostile_attachments())
+    (conversation,) = await _conversations(mail.inbox)
+    (message,) = (await mail.inbox.store.list_messages(conversation.id, limit=10)).items
+    text, page, svg = message.attachments
+    operator = await add_operator(mail.inbox.store, email="op@example.com", name="Op", password="x")
+
+    async def fetch(message_id: str, sha256: str):
+        return await mail.client.get(f"/api/v1/messages/{message_id}/attachments/{sha256}", headers=_bearer(operator))
+
+    got = await fetch(message.id, text.sha256)
+    assert got.status == 200 and (await got.read()).decode() == "Счёт за март"
+    assert got.headers["Content-Type"] == "text/plain"
+    assert got.headers["Content-Disposition"].startswith('attachment; filename="')
+    assert "filename*=UTF-8''%D0%A1%D1%87%D1%91%D1%82%20%E2%84%965.txt" in got.headers["Content-Disposition"]
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in got.headers["Content-Security-Policy"]
+    for hostile in (page, svg):
+        served = await fetch(message.id, hostile.sha256)
+        assert served.status == 200 and served.headers["Content-Type"] == "application/octet-stream"
+        disposition = served.headers["Content-Disposition"]
+        assert disposition.startswith("attachment;") and "/" not in disposition.split("filename*=")[0]
+    assert "\u202e" not in (await fetch(message.id, page.sha256)).headers["Content-Disposition"]
+    # a hash alone opens nothing: the file must belong to the message asked for
+    await mail.send_async(_customer_mail("<other@example.org>", "Другое", "Без вложений"))
+    other = next(c for c in await _conversations(mail.inbox) if c.id != conversation.id)
+    (plain,) = (await mail.inbox.store.list_messages(other.id, limit=10)).items
+    assert (await fetch(plain.id, text.sha256)).status == 404
+    assert (await fetch(message.id, "0" * 64)).status == 404
+    assert (await mail.client.get(f"/api/v1/messages/{message.id}/attachments/{text.sha256}")).status == 401

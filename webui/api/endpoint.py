@@ -64,7 +64,8 @@ class Endpoint:
     body: type[Request] | None = None
     query: type[Query] | None = None
     headers: Sequence[Header] = ()
-    responses: Mapping[int, tuple[str, type[BaseModel] | None]] = field(default_factory=dict)
+    responses: Mapping[int, tuple[str, type[BaseModel] | type[bytes] | None]] = field(default_factory=dict)
+    """Status → (description, body): a JSON model, ``bytes`` for a file download, or None."""
 
     @property
     def operation_id(self) -> str:

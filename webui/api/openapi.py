@@ -23,7 +23,7 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str
     for endpoint in endpoints:
         if endpoint.body:
             models.add(endpoint.body)
-        models.update(model for _, model in endpoint.responses.values() if model)
+        models.update(model for _, model in endpoint.responses.values() if model and model is not bytes)
     ordered = sorted(models, key=lambda m: m.__name__)
     refs, definitions = models_json_schema(
         [(model, "validation" if issubclass(model, s.Request) else "serialization") for model in ordered],
@@ -38,8 +38,8 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str
                 "tags": ["health"],
                 "security": [],
                 "responses": {
-                    "200": _json("healthy", {"$ref": _REF.format(model="Health")}),
-                    "503": _json("the store does not answer", {"$ref": _REF.format(model="Health")}),
+                    "200": _response("healthy", s.Health),
+                    "503": _response("the store does not answer", s.Health),
                 },
             }
         },
@@ -61,7 +61,7 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str
             "security": [{"channelKey": []}] if endpoint.auth == "channel" else [{"operatorToken": []}],
             "parameters": _parameters(endpoint, schemas),
             "responses": {
-                str(status): _json(description, {"$ref": _REF.format(model=model.__name__)} if model else None)
+                str(status): _response(description, model)
                 for status, (description, model) in sorted(endpoint.responses.items())
             },
         }
@@ -92,10 +92,12 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str
     return document
 
 
-def _json(description: str, schema: dict[str, Any] | None) -> dict[str, Any]:
+def _response(description: str, model: type[BaseModel] | type[bytes] | None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description}
-    if schema is not None:
-        response["content"] = {"application/json": {"schema": schema}}
+    if model is bytes:
+        response["content"] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    elif model is not None:
+        response["content"] = {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}}
     return response
 
 

@@ -6,12 +6,13 @@ from aiohttp import web
 
 from connectors.api import inbound_message
 from inbox.domain import Identity, Role
-from inbox.errors import ValidationError
+from inbox.errors import NotFound, ValidationError
 from inbox.reads import ConversationFilter
 from inbox.service import UNCHANGED
 from webui.api import schemas as s
 from webui.api.endpoint import Call, Endpoint, Header, json_response
-from webui.keys import SERVICE
+from webui.api.files import download
+from webui.keys import BLOBS, SERVICE
 
 __all__ = ["ENDPOINTS"]
 
@@ -141,6 +142,23 @@ async def list_quarantine(request: web.Request, call: Call) -> web.Response:
     query: s.PageQuery = call.query
     page = await request.app[SERVICE].reads.quarantine(limit=query.limit, cursor=query.cursor)
     return json_response(s.UnparsedPage(items=[s.UnparsedOut.of(u) for u in page.items], next_cursor=page.next_cursor))
+
+
+async def download_attachment(request: web.Request, call: Call) -> web.Response:
+    """Only through a message that carries it: knowing a file's hash is not enough to fetch it."""
+    message = await request.app[SERVICE].reads.message(request.match_info["id"])
+    sha256 = request.match_info["sha256"]
+    attachment = next((a for a in message.attachments if a.sha256 == sha256), None)
+    if attachment is None:
+        raise NotFound(f"message {message.id} has no attachment {sha256}")
+    data = await request.app[BLOBS].get(sha256)
+    return download(data, filename=attachment.filename, content_type=attachment.content_type)
+
+
+async def download_unparsed(request: web.Request, call: Call) -> web.Response:
+    record = await request.app[SERVICE].reads.unparsed(request.match_info["id"])
+    data = await request.app[BLOBS].get(record.raw_sha256)
+    return download(data, filename=f"{record.id}.raw", content_type="application/octet-stream")
 
 
 _ERRORS = {
@@ -274,6 +292,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="Inbound items that could not be parsed, kept raw with the reason (admins), newest first",
         query=s.PageQuery,
         responses={200: ("a page of quarantined items", s.UnparsedPage), **_errors(400, 401, 403)},
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/quarantine/{id}/raw",
+        handler=download_unparsed,
+        tag="channels",
+        role=Role.ADMIN,
+        summary="The raw bytes of a quarantined item, as received (admins), as a download",
+        responses={200: ("the raw bytes", bytes), **_errors(400, 401, 403), **_NOT_FOUND},
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/messages/{id}/attachments/{sha256}",
+        handler=download_attachment,
+        tag="conversations",
+        summary="An attachment of a message, as a download with a safe content type",
+        responses={200: ("the file", bytes), **_READ, **_NOT_FOUND},
     ),
     Endpoint(
         method="GET",
