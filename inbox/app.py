@@ -73,9 +73,9 @@ def build(
     store = store or open_store(settings.effective_database_url, sqlite_durability=settings.sqlite_durability)
     bus = EventBus()
     service = InboxService(store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days))
-    web_app = create_web_app(service, max_body_bytes=settings.max_body_bytes, version=__version__)
-    inbox: Inbox
     blobs = FileBlobStore(settings.data_dir / "blobs")
+    web_app = create_web_app(service, blobs, max_body_bytes=settings.max_body_bytes, version=__version__)
+    inbox: Inbox
     hub = ConnectorHub(lambda channel: connector_context(inbox, channel), overrides=connectors)
     dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
     inbox = Inbox(
