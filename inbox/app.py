@@ -18,7 +18,7 @@ from aiohttp import ClientSession, web
 
 from connectors.base import Connector, ConnectorContext
 from connectors.email.intake import EmailIntake
-from connectors.email.smtp_server import SmtpIntakeServer
+from connectors.email.smtp_server import SmtpIntakeServer, load_auth_users, load_tls_context
 from connectors.hub import ConnectorHub
 from inbox import __version__
 from inbox.accounts import NewOperator, add_operator
@@ -215,6 +215,10 @@ def _smtp_intake(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None
             host=inbox.settings.smtp_host,
             port=inbox.settings.smtp_port,
             max_message_bytes=inbox.settings.smtp_max_message_bytes,
+            tls_context=load_tls_context(inbox.settings.smtp_tls_cert, inbox.settings.smtp_tls_key),
+            require_tls=inbox.settings.smtp_require_tls,
+            auth_users=load_auth_users(inbox.settings.smtp_auth_file),
+            auth_allow_plaintext=inbox.settings.smtp_auth_allow_plaintext,
         )
         await server.start()
         inbox.smtp = server

@@ -5,31 +5,136 @@ sender hears ``250`` only once the message is durably stored (or, if it cannot b
 durably quarantined); ``451`` when the store cannot take it now, so the sending server retries;
 ``550`` for an address no channel has; ``552`` over the size limit (aiosmtpd's own check);
 ``452`` past the recipient limit; ``421`` when too many sessions are open.
+
+When configured, STARTTLS is offered (``530`` for MAIL before it if TLS is required) and AUTH
+PLAIN/LOGIN is required (``530`` for MAIL before it, ``535`` for wrong credentials, ``421`` and a
+closed connection after a few failures); AUTH is offered only over TLS unless plaintext is allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from argon2 import extract_parameters
+from argon2.exceptions import InvalidHashError
 
 from connectors.email.intake import EmailIntake
-from inbox.errors import StorageError
+from inbox.errors import StorageError, ValidationError
+from inbox.passwords import verify_password
 
-__all__ = ["ResolveRecipient", "SmtpIntakeServer"]
+__all__ = ["ResolveRecipient", "SmtpIntakeServer", "load_auth_users", "load_tls_context"]
 
 log = logging.getLogger(__name__)
 
 ResolveRecipient = Callable[[str], Awaitable[EmailIntake | None]]
 
+_MECHANISMS = ("LOGIN", "PLAIN")
+
+
+def load_tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """Loaded once at start-up so a wrong path or a key that does not match the certificate stops
+    the intake with a message naming the settings, instead of failing every STARTTLS later."""
+    if cert is None or key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # no client certificates asked for
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValidationError(f"smtp_tls_cert/smtp_tls_key: cannot load {cert} with {key}: {exc}") from exc
+    return context
+
+
+def load_auth_users(path: Path | None) -> dict[str, str] | None:
+    """Reads ``user:argon2-hash`` lines (``#`` comments and blank lines allowed). Anything that is not
+    an argon2 hash is refused, so a plaintext password written there by mistake stops start-up
+    rather than becoming a credential."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"smtp_auth_file: cannot read {path}: {exc}") from exc
+    users: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, _, password_hash = line.partition(":")
+        where = f"smtp_auth_file {path}, line {number}"
+        if not user or not password_hash:
+            raise ValidationError(f"{where}: expected user:argon2-hash")
+        try:
+            extract_parameters(password_hash)
+        except InvalidHashError:
+            raise ValidationError(f"{where}: not an argon2 hash (plaintext passwords are not accepted)") from None
+        if user in users:
+            raise ValidationError(f"{where}: user {user!r} appears twice")
+        users[user] = password_hash
+    if not users:
+        raise ValidationError(f"smtp_auth_file {path}: no users, so no sender could ever deliver")
+    return users
+
+
+class _Credentials:
+    """Checks AUTH credentials off the event loop: an argon2 verification costs tens of
+    milliseconds of CPU and tens of megabytes, so a few run at once in threads and the rest wait,
+    while other sessions keep being served."""
+
+    def __init__(self, users: Mapping[str, str], concurrency: int = 4) -> None:
+        self._users = dict(users)
+        self._decoy = next(iter(self._users.values()))
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def check(self, login: bytes, password: bytes) -> str | None:
+        try:
+            user, secret = login.decode(), password.decode()
+        except UnicodeDecodeError:
+            return None
+        stored = self._users.get(user)
+        async with self._slots:
+            # an unknown user costs the same verification, so timing does not tell which users exist
+            valid = await asyncio.to_thread(verify_password, stored or self._decoy, secret)
+        return user if valid and stored is not None else None
+
+
+def _collect(server: SMTP, session: Session, envelope: Envelope, mechanism: str, credentials: Any) -> AuthResult:
+    """aiosmtpd calls its authenticator synchronously, so it only hands the credentials on; the
+    ``auth_*`` overrides below await the real check."""
+    return AuthResult(success=False, handled=False, auth_data=credentials)
+
+
+class _QuietSession(Session):
+    """aiosmtpd 1.4 sets the deprecated ``login_data`` on every successful AUTH, which logs a
+    warning each time; the authenticated user is in ``auth_data`` instead."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
 
 class _Handler:
-    def __init__(self, resolve: ResolveRecipient, max_recipients: int) -> None:
+    def __init__(self, resolve: ResolveRecipient, max_recipients: int, *, offers_auth: bool) -> None:
         self._resolve = resolve
         self._max_recipients = max_recipients
+        self._offers_auth = offers_auth
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # without configured users aiosmtpd would still advertise AUTH after STARTTLS, and a relay
+        # that has credentials would try them and defer its mail on the certain 535
+        session.host_name = hostname
+        return responses if self._offers_auth else [r for r in responses if not r.startswith("250-AUTH")]
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -63,12 +168,34 @@ class _Handler:
 
 
 class _LimitedSMTP(SMTP):
-    """Refuses a session once ``max_sessions`` are open, instead of letting a flood queue up."""
+    """Refuses a session once ``max_sessions`` are open, instead of letting a flood queue up, and
+    ends a session after ``max_auth_failures`` wrong credentials, each answered only after
+    ``auth_failure_delay``, so guessing passwords is slow."""
 
-    def __init__(self, handler: Any, *, sessions: list[int], max_sessions: int, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        sessions: list[int],
+        max_sessions: int,
+        credentials: _Credentials | None,
+        max_auth_failures: int,
+        auth_failure_delay: float,
+        **kwargs: Any,
+    ) -> None:
+        if credentials is None:
+            kwargs["auth_exclude_mechanism"] = _MECHANISMS
+        super().__init__(
+            handler, authenticator=_collect if credentials else None, auth_required=credentials is not None, **kwargs
+        )
         self._sessions, self._max_sessions = sessions, max_sessions
         self._counted = False
+        self._credentials = credentials
+        self._failures_left = max_auth_failures
+        self._failure_delay = auth_failure_delay
+
+    def _create_session(self) -> Session:
+        return _QuietSession(self.loop)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._sessions[0] >= self._max_sessions:
@@ -85,6 +212,29 @@ class _LimitedSMTP(SMTP):
             self._counted = False
         super().connection_lost(error)
 
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's mechanism name
+        return await self._verified(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's mechanism name
+        return await self._verified(await super().auth_LOGIN(_, args))
+
+    async def _verified(self, collected: AuthResult) -> AuthResult:
+        credentials = collected.auth_data
+        if self._credentials is None or not isinstance(credentials, LoginPassword):
+            return collected  # a malformed exchange, already answered by aiosmtpd
+        user = await self._credentials.check(credentials.login, credentials.password)
+        if user is not None:
+            return AuthResult(success=True, auth_data=user)
+        self._failures_left -= 1
+        log.info("SMTP AUTH failed for %r from %s", credentials.login[:64], self.session and self.session.peer)
+        await asyncio.sleep(self._failure_delay)
+        if self._failures_left > 0:
+            return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+        await self.push("421 4.7.0 Too many failed authentication attempts, closing")
+        if self.transport is not None:
+            self.transport.close()
+        return AuthResult(success=False, handled=True)
+
 
 class SmtpIntakeServer:
     def __init__(
@@ -96,30 +246,58 @@ class SmtpIntakeServer:
         max_message_bytes: int = 30 * 1024 * 1024,
         max_recipients: int = 50,
         max_sessions: int = 100,
+        tls_context: ssl.SSLContext | None = None,
+        require_tls: bool = False,
+        auth_users: Mapping[str, str] | None = None,
+        auth_allow_plaintext: bool = False,
+        max_auth_failures: int = 3,
+        auth_failure_delay: float = 1.0,
     ) -> None:
+        if require_tls and tls_context is None:
+            raise ValueError("require_tls needs a tls_context")
+        if auth_users is not None and tls_context is None and not auth_allow_plaintext:
+            raise ValueError("AUTH over TLS only needs a tls_context (or auth_allow_plaintext)")
         self.host, self.port = host, port
-        self._handler = _Handler(resolve, max_recipients)
+        self._handler = _Handler(resolve, max_recipients, offers_auth=auth_users is not None)
         self._max_message_bytes = max_message_bytes
         self._max_sessions = max_sessions
         self._sessions = [0]
+        self._tls_context, self._require_tls = tls_context, require_tls
+        self._credentials = _Credentials(auth_users) if auth_users is not None else None
+        self._auth_allow_plaintext = auth_allow_plaintext
+        self._max_auth_failures, self._auth_failure_delay = max_auth_failures, auth_failure_delay
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._credentials is not None and self._auth_allow_plaintext:
+            log.warning("SMTP intake accepts AUTH without TLS: passwords can be read on the network")
         self._server = await loop.create_server(
             lambda: _LimitedSMTP(
                 self._handler,
                 sessions=self._sessions,
                 max_sessions=self._max_sessions,
+                credentials=self._credentials,
+                max_auth_failures=self._max_auth_failures,
+                auth_failure_delay=self._auth_failure_delay,
                 data_size_limit=self._max_message_bytes,
                 hostname="inbox",
                 ident="Inbox SMTP intake",
+                tls_context=self._tls_context,
+                require_starttls=self._require_tls,
+                auth_require_tls=not self._auth_allow_plaintext,
             ),
             host=self.host,
             port=self.port,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("SMTP intake listening on %s:%d", self.host, self.port)
+        log.info(
+            "SMTP intake listening on %s:%d (STARTTLS %s, AUTH %s)",
+            self.host,
+            self.port,
+            "required" if self._require_tls else "offered" if self._tls_context else "off",
+            "required" if self._credentials else "off",
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
