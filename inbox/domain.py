@@ -35,6 +35,7 @@ __all__ = [
     "Priority",
     "Role",
     "Team",
+    "Timer",
     "Unparsed",
     "conversation_thread_key",
     "participant_key",
@@ -279,6 +280,18 @@ class Unparsed:
     raw_sha256: str
     size: int
     created_at: datetime
+
+
+@dataclass(**_VALUE)
+class Timer:
+    """A durable deadline on a conversation (a "no answer yet" auto-reply, a snooze to wake, an
+    SLA): at most one per (``kind``, ``conversation_id``), so setting one again moves it."""
+
+    id: str
+    kind: str
+    conversation_id: str
+    due_at: datetime
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(**_VALUE)

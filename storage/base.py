@@ -19,10 +19,10 @@ from __future__ import annotations
 import base64
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from inbox.domain import (
     Channel,
@@ -34,6 +34,7 @@ from inbox.domain import (
     Message,
     Operator,
     OutboxItem,
+    Timer,
     Unparsed,
 )
 from inbox.errors import ValidationError
@@ -258,6 +259,34 @@ class Store(ABC):
 
     @abstractmethod
     async def get_unparsed(self, unparsed_id: str) -> Unparsed: ...
+
+    # routing
+
+    @abstractmethod
+    async def list_routing_objects(self, kind: str) -> list[dict[str, Any]]:
+        """The stored bodies of one kind (``rule``, ``calendar``, ``template``, ``team``), by
+        position then id."""
+
+    @abstractmethod
+    async def put_routing_object(self, kind: str, object_id: str, body: Mapping[str, Any], position: int = 0) -> None:
+        """Creates or replaces one; ``body`` is JSON-able and already validated by routing."""
+
+    @abstractmethod
+    async def delete_routing_object(self, kind: str, object_id: str) -> bool: ...
+
+    @abstractmethod
+    async def set_timer(self, timer: Timer) -> Timer:
+        """Creates the (kind, conversation) timer or moves the existing one; returns it as stored."""
+
+    @abstractmethod
+    async def cancel_timer(self, kind: str, conversation_id: str) -> bool: ...
+
+    @abstractmethod
+    async def due_timers(self, now: datetime, *, limit: int) -> list[Timer]:
+        """Timers due at ``now``, earliest first."""
+
+    @abstractmethod
+    async def delete_timer(self, timer_id: str) -> None: ...
 
     @abstractmethod
     async def get_sync_state(self, key: str) -> str | None:

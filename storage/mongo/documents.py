@@ -38,6 +38,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Timer,
     Unparsed,
 )
 from storage.mongo.search import search_terms
@@ -317,6 +318,21 @@ def outbox_from_document(d: dict[str, Any]) -> OutboxItem:
         next_attempt_at=moment(d["next_attempt_at"]),
         last_error=d["last_error"],
         created_at=moment(d["created_at"]),
+    )
+
+
+def timer_fields(t: Timer) -> dict[str, Any]:
+    """What setting a timer again changes; the id stays the first one's."""
+    return {"due_at": micros(t.due_at), "payload": dict(t.payload)}
+
+
+def timer_from_document(d: dict[str, Any]) -> Timer:
+    return Timer(
+        id=d["_id"],
+        kind=d["kind"],
+        conversation_id=d["conversation_id"],
+        due_at=moment(d["due_at"]),
+        payload=d["payload"],
     )
 
 

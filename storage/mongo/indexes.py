@@ -26,7 +26,9 @@ __all__ = [
     "MESSAGES",
     "OPERATORS",
     "OUTBOX",
+    "ROUTING_OBJECTS",
     "SYNC_STATE",
+    "TIMERS",
     "UNPARSED",
 ]
 
@@ -39,6 +41,8 @@ OUTBOX = "outbox"
 COUNTERS = "counters"
 UNPARSED = "unparsed"
 SYNC_STATE = "sync_state"
+ROUTING_OBJECTS = "routing_objects"
+TIMERS = "timers"
 
 _STRING = {"$type": "string"}
 _NEWEST = [("last_message_at", DESCENDING), ("_id", DESCENDING)]
@@ -103,6 +107,11 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
             [("conversation_id", ASCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)], name="by_conversation"
         ),
         IndexModel([("terms", ASCENDING)], name="terms"),
+    ],
+    ROUTING_OBJECTS: [IndexModel([("kind", ASCENDING), ("position", ASCENDING), ("id", ASCENDING)], name="by_kind")],
+    TIMERS: [
+        IndexModel([("kind", ASCENDING), ("conversation_id", ASCENDING)], name="kind_conversation_unique", unique=True),
+        IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),
     ],
     OUTBOX: [
         IndexModel([("next_attempt_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),

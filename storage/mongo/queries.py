@@ -42,6 +42,10 @@ __all__ = [
     "by_id",
     "claim_filter",
     "claim_update",
+    "due_timers_filter",
+    "routing_kind_filter",
+    "routing_object_id",
+    "timer_key_filter",
     "contact_name_filter",
     "contacts_filter",
     "conversation_filter",
@@ -239,6 +243,23 @@ def thread_filter(
             },
         ],
     }
+
+
+def routing_kind_filter(kind: str) -> dict[str, Any]:
+    return {"kind": _text(kind)}
+
+
+def routing_object_id(kind: str, object_id: str) -> str:
+    """One collection holds every kind, so the kind is part of the id."""
+    return f"{kind}:{object_id}"
+
+
+def timer_key_filter(kind: str, conversation_id: str) -> dict[str, Any]:
+    return {"kind": _text(kind), "conversation_id": _text(conversation_id)}
+
+
+def due_timers_filter(now: datetime) -> dict[str, Any]:
+    return {"due_at": {"$lte": micros(now)}}
 
 
 def claim_filter(now: datetime, exclude: Iterable[str] = ()) -> dict[str, Any]:

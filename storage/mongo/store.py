@@ -31,7 +31,7 @@ make it a ``Conflict`` too (nothing is ever deleted, so the check cannot go stal
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from inbox.domain import (
     Message,
     Operator,
     OutboxItem,
+    Timer,
     Unparsed,
 )
 from inbox.errors import Conflict, NotFound, StorageError, Unavailable
@@ -67,7 +68,9 @@ from storage.mongo.indexes import (
     MESSAGES,
     OPERATORS,
     OUTBOX,
+    ROUTING_OBJECTS,
     SYNC_STATE,
+    TIMERS,
     UNPARSED,
 )
 
@@ -511,6 +514,48 @@ class MongoStore(Store):
 
     async def get_unparsed(self, unparsed_id: str) -> Unparsed:
         return await self._get(UNPARSED, unparsed_id, "quarantined item", docs.unparsed_from_document)
+
+    async def list_routing_objects(self, kind: str) -> list[dict[str, Any]]:
+        found = await self._all(ROUTING_OBJECTS, q.routing_kind_filter(kind), [("position", 1), ("id", 1)], dict)
+        return [document["body"] for document in found]
+
+    async def put_routing_object(self, kind: str, object_id: str, body: Mapping[str, Any], position: int = 0) -> None:
+        with mapped_errors():
+            await self._c(ROUTING_OBJECTS).replace_one(
+                q.by_id(q.routing_object_id(kind, object_id)),
+                {"kind": kind, "id": object_id, "position": position, "body": dict(body)},
+                upsert=True,
+            )
+
+    async def delete_routing_object(self, kind: str, object_id: str) -> bool:
+        with mapped_errors():
+            deleted = await self._c(ROUTING_OBJECTS).delete_one(q.by_id(q.routing_object_id(kind, object_id)))
+        return deleted.deleted_count > 0
+
+    async def set_timer(self, timer: Timer) -> Timer:
+        with mapped_errors():
+            document = await self._c(TIMERS).find_one_and_update(
+                q.timer_key_filter(timer.kind, timer.conversation_id),
+                {"$set": docs.timer_fields(timer), "$setOnInsert": {"_id": timer.id}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        return docs.timer_from_document(document)
+
+    async def cancel_timer(self, kind: str, conversation_id: str) -> bool:
+        with mapped_errors():
+            deleted = await self._c(TIMERS).delete_one(q.timer_key_filter(kind, conversation_id))
+        return deleted.deleted_count > 0
+
+    async def due_timers(self, now: datetime, *, limit: int) -> list[Timer]:
+        with mapped_errors():
+            found = self._c(TIMERS).find(q.due_timers_filter(now), sort=[("due_at", 1), ("_id", 1)])
+            documents = await found.limit(limit).to_list(None)
+        return [docs.timer_from_document(document) for document in documents]
+
+    async def delete_timer(self, timer_id: str) -> None:
+        with mapped_errors():
+            await self._c(TIMERS).delete_one(q.by_id(timer_id))
 
     async def get_sync_state(self, key: str) -> str | None:
         with mapped_errors():

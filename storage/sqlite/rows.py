@@ -22,6 +22,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Timer,
     Unparsed,
 )
 from storage import timestamps
@@ -193,6 +194,16 @@ def outbox_from_row(row: sqlite3.Row) -> OutboxItem:
         next_attempt_at=from_micros(row["next_attempt_at"]),
         last_error=row["last_error"],
         created_at=from_micros(row["created_at"]),
+    )
+
+
+def timer_from_row(row: sqlite3.Row) -> Timer:
+    return Timer(
+        id=row["id"],
+        kind=row["kind"],
+        conversation_id=row["conversation_id"],
+        due_at=from_micros(row["due_at"]),
+        payload=json.loads(row["payload"]),
     )
 
 

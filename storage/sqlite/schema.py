@@ -179,6 +179,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (key, conversation_id)
     ) WITHOUT ROWID;
     """,
+    # 4: routing: its editable objects (rules, calendars, templates, teams) and durable timers
+    """
+    CREATE TABLE routing_objects (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE timers (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id),
+        due_at INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        UNIQUE (kind, conversation_id)
+    );
+    CREATE INDEX timers_by_due ON timers (due_at, id);
+    """,
 )
 
 

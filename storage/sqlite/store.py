@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from inbox.domain import (
     Message,
     Operator,
     OutboxItem,
+    Timer,
     Unparsed,
 )
 from inbox.errors import NotFound
@@ -46,6 +47,7 @@ from storage.sqlite.rows import (
     operator_values,
     outbox_from_row,
     page_of,
+    timer_from_row,
     to_micros,
     unparsed_from_row,
 )
@@ -511,6 +513,49 @@ class SqliteStore(Store):
         if row is None:
             raise NotFound(f"quarantined item {unparsed_id} not found")
         return unparsed_from_row(row)
+
+    async def list_routing_objects(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._database.rows("SELECT body FROM routing_objects WHERE kind = ? ORDER BY position, id", (kind,))
+        return [json.loads(row["body"]) for row in rows]
+
+    async def put_routing_object(self, kind: str, object_id: str, body: Mapping[str, Any], position: int = 0) -> None:
+        self._database.execute(
+            "INSERT INTO routing_objects (kind, id, position, body) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, id) DO UPDATE SET position = excluded.position, body = excluded.body",
+            (kind, object_id, position, json.dumps(body, ensure_ascii=False)),
+        )
+
+    async def delete_routing_object(self, kind: str, object_id: str) -> bool:
+        return self._database.execute("DELETE FROM routing_objects WHERE kind = ? AND id = ?", (kind, object_id)) > 0
+
+    async def set_timer(self, timer: Timer) -> Timer:
+        row = self._database.row(
+            "INSERT INTO timers (id, kind, conversation_id, due_at, payload) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (kind, conversation_id) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload"
+            " RETURNING *",
+            (
+                timer.id,
+                timer.kind,
+                timer.conversation_id,
+                to_micros(timer.due_at),
+                json.dumps(timer.payload, ensure_ascii=False),
+            ),
+        )
+        assert row is not None
+        return timer_from_row(row)
+
+    async def cancel_timer(self, kind: str, conversation_id: str) -> bool:
+        deleted = "DELETE FROM timers WHERE kind = ? AND conversation_id = ?"
+        return self._database.execute(deleted, (kind, conversation_id)) > 0
+
+    async def due_timers(self, now: datetime, *, limit: int) -> list[Timer]:
+        rows = self._database.rows(
+            "SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at, id LIMIT ?", (to_micros(now), limit)
+        )
+        return [timer_from_row(row) for row in rows]
+
+    async def delete_timer(self, timer_id: str) -> None:
+        self._database.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
 
     async def get_sync_state(self, key: str) -> str | None:
         row = self._database.row("SELECT value FROM sync_state WHERE key = ?", (key,))

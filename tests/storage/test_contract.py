@@ -23,6 +23,7 @@ from inbox.domain import (
     OutboxItem,
     Priority,
     Role,
+    Timer,
 )
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.ids import new_id
@@ -477,3 +478,39 @@ async def test_last_inbound_message(store: Store, clock: ManualClock, channel: C
     await store.append_message(conversation, reply, new_conversation=False)
     assert await store.last_inbound_message(conversation.id) == second
     assert await store.last_inbound_message("nothing") is None
+
+
+async def test_routing_objects_by_kind_in_position_order(store: Store) -> None:
+    await store.put_routing_object("rule", "b", {"id": "b", "name": "второе"}, position=2)
+    await store.put_routing_object("rule", "a", {"id": "a", "name": "first"}, position=1)
+    await store.put_routing_object("calendar", "a", {"id": "a", "time_zone": "Europe/Moscow"})
+    assert [body["id"] for body in await store.list_routing_objects("rule")] == ["a", "b"]
+    await store.put_routing_object("rule", "b", {"id": "b", "name": "now first"}, position=0)
+    assert [body["name"] for body in await store.list_routing_objects("rule")] == ["now first", "first"]
+    assert await store.list_routing_objects("calendar") == [{"id": "a", "time_zone": "Europe/Moscow"}]
+    assert await store.delete_routing_object("rule", "a") is True
+    assert await store.delete_routing_object("rule", "a") is False
+    assert await store.list_routing_objects("template") == []
+
+
+async def test_timers_one_per_kind_and_conversation_due_in_order(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    first, _ = await _start(store, clock, channel)
+    second, _ = await _start(store, clock, channel)
+    now = clock.now()
+    soon = Timer(id=new_id(), kind="no_answer", conversation_id=first.id, due_at=now + timedelta(minutes=5))
+    stored = await store.set_timer(soon)
+    assert stored == soon
+    moved = await store.set_timer(replace(soon, id=new_id(), due_at=now + timedelta(minutes=1), payload={"n": 2}))
+    assert moved.id == soon.id and moved.due_at == now + timedelta(minutes=1) and moved.payload == {"n": 2}
+    later = await store.set_timer(Timer(id=new_id(), kind="snooze", conversation_id=second.id, due_at=now))
+    other_kind = await store.set_timer(Timer(id=new_id(), kind="snooze", conversation_id=first.id, due_at=now))
+    assert await store.due_timers(now - timedelta(seconds=1), limit=10) == []
+    due = await store.due_timers(now + timedelta(minutes=1), limit=10)
+    assert [t.id for t in due] == sorted([later.id, other_kind.id]) + [soon.id]
+    assert len(await store.due_timers(now + timedelta(minutes=1), limit=2)) == 2
+    assert await store.cancel_timer("no_answer", first.id) is True
+    assert await store.cancel_timer("no_answer", first.id) is False
+    await store.delete_timer(later.id)
+    assert [t.id for t in await store.due_timers(now + timedelta(hours=1), limit=10)] == [other_kind.id]
