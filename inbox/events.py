@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from inbox.domain import Conversation, Message
+from inbox.domain import Conversation, Message, Operator
 
 __all__ = [
     "ConversationCreated",
@@ -22,6 +22,7 @@ __all__ = [
     "Event",
     "EventBus",
     "MessageCreated",
+    "OperatorUpdated",
     "Subscriber",
 ]
 
@@ -49,15 +50,29 @@ class ConversationUpdated(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageCreated(Event):
+    """``new_conversation`` and ``new_contact`` say what a customer's message started, for rules
+    that look at first contact."""
+
     type: ClassVar[str] = "message.created"
     conversation: Conversation
     message: Message
+    new_conversation: bool = False
+    new_contact: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryUpdated(Event):
     type: ClassVar[str] = "delivery.updated"
     message: Message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorUpdated(Event):
+    """Presence, cap, focus mode or teams changed: routing rebalances, pages show presence."""
+
+    type: ClassVar[str] = "operator.updated"
+    operator: Operator
+    previous: Operator
 
 
 Subscriber = Callable[[int, Event], Awaitable[None]]

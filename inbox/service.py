@@ -8,9 +8,10 @@ a crash could take back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from inbox.clock import Clock, SystemClock
 from inbox.domain import (
@@ -26,19 +27,27 @@ from inbox.domain import (
     MessageKind,
     Operator,
     OutboxItem,
+    Presence,
     Priority,
     Role,
     conversation_thread_key,
     participant_key,
 )
 from inbox.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
-from inbox.events import ConversationCreated, ConversationUpdated, DeliveryUpdated, EventBus, MessageCreated
+from inbox.events import (
+    ConversationCreated,
+    ConversationUpdated,
+    DeliveryUpdated,
+    EventBus,
+    MessageCreated,
+    OperatorUpdated,
+)
 from inbox.ids import new_id
 from inbox.locks import KeyedLocks
 from inbox.reads import InboxReads
 from storage.base import Store
 
-__all__ = ["InboxService", "Received", "Sent", "UNCHANGED"]
+__all__ = ["AssignmentGate", "InboxService", "Received", "Sent", "UNCHANGED"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,17 @@ class _Unchanged:
 
 UNCHANGED: Final = _Unchanged()
 """Marks a field :meth:`InboxService.update` should leave as it is (``None`` is a real value)."""
+
+
+class AssignmentGate(Protocol):
+    """Routing's say on a manual assignment, asked before it is stored (the inbox cannot import
+    routing, so routing plugs this in): it may refuse (focus mode, a cap) and it keeps its own
+    bookkeeping of who holds what. Returns True when the assignment exceeds a cap, which is
+    allowed only when asked for (``over_cap``) and is then recorded on the conversation."""
+
+    def admit(
+        self, actor: Operator, conversation: Conversation, assignee_id: str | None, *, over_cap: bool
+    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +103,7 @@ class InboxService:
         self._channels: dict[str, Channel] = {}
         self._receiving = KeyedLocks()
         self.reads = InboxReads(store)
+        self.assignment_gate: AssignmentGate | None = None
 
     async def channel(self, channel_id: str) -> Channel:
         """Channels are read on every message and change rarely, so they are cached."""
@@ -107,7 +128,7 @@ class InboxService:
         if existing is not None:
             return await self._duplicate(existing)
         channel = await self.channel(inbound.channel_id)
-        contact = await self._contact_for(channel, inbound)
+        contact, new_contact = await self._contact_for(channel, inbound)
         now = self.clock.now()
         thread_keys = _unique((*inbound.thread_keys, inbound.own_thread_key))
         scope = inbound.contact.scope or channel.kind
@@ -175,7 +196,11 @@ class InboxService:
             await self.bus.publish(ConversationCreated(conversation=conversation))
         else:
             await self.bus.publish(ConversationUpdated(conversation=conversation, changed=changed))
-        await self.bus.publish(MessageCreated(conversation=conversation, message=message))
+        await self.bus.publish(
+            MessageCreated(
+                conversation=conversation, message=message, new_conversation=new_conversation, new_contact=new_contact
+            )
+        )
         return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
 
     async def _duplicate(self, message: Message) -> Received:
@@ -186,23 +211,25 @@ class InboxService:
             raise Unavailable("the first delivery of this message is still being stored; retry") from exc
         return Received(conversation, message, duplicate=True, new_conversation=False)
 
-    async def _contact_for(self, channel: Channel, inbound: InboundMessage) -> Contact:
+    async def _contact_for(self, channel: Channel, inbound: InboundMessage) -> tuple[Contact, bool]:
+        """The sender's contact, and whether it was created just now."""
         identity = Identity(channel_kind=inbound.contact.scope or channel.kind, external_id=inbound.contact.external_id)
         contact = await self.store.contact_by_identity(identity)
         if contact is not None:
-            return contact
+            return contact, False
         try:
-            return await self._new_contact(
+            created = await self._new_contact(
                 name=inbound.contact.name,
                 email=inbound.contact.email,
                 phone=inbound.contact.phone,
                 identities=(identity,),
             )
+            return created, True
         except Conflict:
             contact = await self.store.contact_by_identity(identity)
             if contact is None:
                 raise
-            return contact
+            return contact, False
 
     # contacts
 
@@ -257,23 +284,30 @@ class InboxService:
         """A private note: stored and shown to operators, never sent to the customer."""
         return await self._post(conversation_id, author, text, MessageKind.NOTE, idempotency_key)
 
+    async def auto_reply(self, conversation_id: str, text: str, *, trigger: str) -> Sent:
+        """An automatic answer (acknowledgement, outside business hours, no answer yet), sent like
+        a reply; it is not a first response, the conversation still waits for a person, and it
+        stays marked automatic so nothing answers it in turn."""
+        return await self._post(conversation_id, None, text, MessageKind.AUTO_REPLY, None, {"trigger": trigger})
+
     async def _post(
         self,
         conversation_id: str,
-        author: Operator,
+        author: Operator | None,
         text: str,
         kind: MessageKind,
         idempotency_key: str | None,
+        extras: Mapping[str, Any] | None = None,
     ) -> Sent:
         if not text.strip():
             raise ValidationError("text must not be empty")
-        if idempotency_key is not None:
+        if idempotency_key is not None and author is not None:
             existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
             if existing is not None:
                 return await self._replayed(existing, conversation_id, kind, text)
         conversation = await self.store.get_conversation(conversation_id)
         now = self.clock.now()
-        is_reply = kind is MessageKind.MESSAGE
+        sends = kind is not MessageKind.NOTE
         message = Message(
             id=new_id(),
             conversation_id=conversation.id,
@@ -281,13 +315,13 @@ class InboxService:
             direction=Direction.OUT,
             kind=kind,
             text=text,
-            author_id=author.id,
+            author_id=author.id if author else None,
             idempotency_key=idempotency_key,
-            delivery_status=DeliveryStatus.QUEUED if is_reply else None,
+            delivery_status=DeliveryStatus.QUEUED if sends else None,
+            extras=dict(extras or {}),
             created_at=now,
         )
-        outbox = None
-        if is_reply:
+        if kind is MessageKind.MESSAGE:
             conversation = replace(
                 conversation,
                 updated_at=now,
@@ -295,26 +329,32 @@ class InboxService:
                 waiting_since=None,
                 first_response_at=conversation.first_response_at or now,
             )
-            outbox = OutboxItem(
+        elif kind is MessageKind.AUTO_REPLY:
+            conversation = replace(conversation, updated_at=now, last_message_at=now)
+        else:
+            conversation = replace(conversation, updated_at=now)
+        outbox = (
+            OutboxItem(
                 id=new_id(),
                 message_id=message.id,
                 channel_id=conversation.channel_id,
                 next_attempt_at=now,
                 created_at=now,
             )
-        else:
-            conversation = replace(conversation, updated_at=now)
+            if sends
+            else None
+        )
         try:
             conversation = await self.store.append_message(conversation, message, new_conversation=False, outbox=outbox)
         except Conflict:
-            if idempotency_key is None:
+            if idempotency_key is None or author is None:
                 raise
             existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
             if existing is None:
                 raise
             return await self._replayed(existing, conversation_id, kind, text)
         await self.store.durable()
-        if is_reply:
+        if kind is MessageKind.MESSAGE and author is not None:
             await self.bus.publish(
                 ConversationUpdated(
                     conversation=conversation,
@@ -350,32 +390,74 @@ class InboxService:
         priority: Priority | _Unchanged = UNCHANGED,
         tags: tuple[str, ...] | _Unchanged = UNCHANGED,
         snoozed_until: datetime | None | _Unchanged = UNCHANGED,
+        over_cap: bool = False,
     ) -> Conversation:
-        """Applies several changes as one stored state and one ``conversation.updated`` event."""
+        """Applies several changes as one stored state and one ``conversation.updated`` event.
+        ``over_cap`` lets a supervisor assign past an operator's cap, on the record."""
         conversation = await self.store.get_conversation(conversation_id)
-        now = self.clock.now()
-        updated = conversation
+        exceeded = False
         if not isinstance(assignee_id, _Unchanged) and assignee_id != conversation.assignee_id:
             await self._check_may_assign(actor, conversation, assignee_id)
-            updated = replace(updated, assignee_id=assignee_id)
-        if not isinstance(priority, _Unchanged):
-            updated = replace(updated, priority=priority)
-        if not isinstance(tags, _Unchanged):
-            updated = replace(updated, tags=_unique(tags))
-        if not isinstance(status, _Unchanged) or not isinstance(snoozed_until, _Unchanged):
-            updated = _with_status(
-                updated,
-                conversation.status if isinstance(status, _Unchanged) else status,
-                None if isinstance(snoozed_until, _Unchanged) else snoozed_until,
-                now,
-            )
-        changed = tuple(name for name in _CHANGE_TRACKED if getattr(updated, name) != getattr(conversation, name))
+            if self.assignment_gate is not None:
+                exceeded = self.assignment_gate.admit(actor, conversation, assignee_id, over_cap=over_cap)
+        updated, changed = _changed(
+            conversation,
+            self.clock.now(),
+            status=status,
+            assignee_id=assignee_id,
+            priority=priority,
+            tags=tags,
+            snoozed_until=snoozed_until,
+        )
         if not changed:
             return conversation
-        updated = replace(updated, updated_at=now)
         await self.store.save_conversation(updated)
+        record = None
+        if exceeded:
+            reason = f"assigned over the operator's cap by {actor.name}"
+            record = _system_event(updated, reason, {"over_cap": True, "actor_id": actor.id}, changed, self.clock.now())
+            updated = await self.store.append_message(updated, record, new_conversation=False)
         await self.store.durable()
         await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed, actor_id=actor.id))
+        if record is not None:
+            await self.bus.publish(MessageCreated(conversation=updated, message=record))
+        return updated
+
+    async def decide(
+        self,
+        conversation_id: str,
+        *,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+        team_id: str | None | _Unchanged = UNCHANGED,
+        assignee_id: str | None | _Unchanged = UNCHANGED,
+        status: ConversationStatus | _Unchanged = UNCHANGED,
+        priority: Priority | _Unchanged = UNCHANGED,
+        tags: tuple[str, ...] | _Unchanged = UNCHANGED,
+        snoozed_until: datetime | None | _Unchanged = UNCHANGED,
+    ) -> Conversation:
+        """A routing decision: the change, and why, as a system event on the conversation that
+        operators and the API see. Routing has checked what it may do; no operator's rights apply."""
+        conversation = await self.store.get_conversation(conversation_id)
+        now = self.clock.now()
+        updated, changed = _changed(
+            conversation,
+            now,
+            team_id=team_id,
+            status=status,
+            assignee_id=assignee_id,
+            priority=priority,
+            tags=tags,
+            snoozed_until=snoozed_until,
+        )
+        event = _system_event(updated, reason, details or {}, changed, now)
+        if changed:
+            await self.store.save_conversation(updated)
+        updated = await self.store.append_message(updated, event, new_conversation=False)
+        await self.store.durable()
+        if changed:
+            await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed))
+        await self.bus.publish(MessageCreated(conversation=updated, message=event))
         return updated
 
     async def assign(self, conversation_id: str, actor: Operator, assignee_id: str | None) -> Conversation:
@@ -399,6 +481,36 @@ class InboxService:
         tags = tuple(t for t in (*conversation.tags, *add) if t not in remove)
         return await self.update(conversation_id, actor, tags=tags)
 
+    # operators
+
+    async def update_operator(
+        self,
+        operator_id: str,
+        actor: Operator,
+        *,
+        presence: Presence | _Unchanged = UNCHANGED,
+        max_open: int | None | _Unchanged = UNCHANGED,
+        focus_mode: bool | _Unchanged = UNCHANGED,
+        teams: tuple[str, ...] | _Unchanged = UNCHANGED,
+    ) -> Operator:
+        """Operators set their own presence and focus mode; caps and teams are a supervisor's to set."""
+        operator = await self.store.get_operator(operator_id)
+        own_settings = actor.id == operator_id and isinstance(max_open, _Unchanged) and isinstance(teams, _Unchanged)
+        if not (own_settings or actor.role.at_least(Role.SUPERVISOR)):
+            raise PermissionDenied("only supervisors change other operators, caps and teams")
+        updated = operator
+        for name, value in (("presence", presence), ("max_open", max_open), ("focus_mode", focus_mode)):
+            if not isinstance(value, _Unchanged):
+                updated = replace(updated, **{name: value})
+        if not isinstance(teams, _Unchanged):
+            updated = replace(updated, teams=_unique(teams))
+        if updated == operator:
+            return operator
+        await self.store.save_operator(updated)
+        await self.store.durable()
+        await self.bus.publish(OperatorUpdated(operator=updated, previous=operator))
+        return updated
+
     async def _check_may_assign(self, actor: Operator, conversation: Conversation, assignee_id: str | None) -> None:
         """Operators take conversations for themselves or hand back their own; supervisors and
         admins assign anyone."""
@@ -415,7 +527,36 @@ class InboxService:
                 raise ValidationError(f"no operator {assignee_id}") from exc
 
 
-_CHANGE_TRACKED = ("status", "assignee_id", "priority", "tags", "snoozed_until", "resolved_at")
+_CHANGE_TRACKED = ("status", "assignee_id", "team_id", "priority", "tags", "snoozed_until", "resolved_at")
+
+
+def _changed(
+    conversation: Conversation,
+    now: datetime,
+    *,
+    status: ConversationStatus | _Unchanged = UNCHANGED,
+    assignee_id: str | None | _Unchanged = UNCHANGED,
+    team_id: str | None | _Unchanged = UNCHANGED,
+    priority: Priority | _Unchanged = UNCHANGED,
+    tags: tuple[str, ...] | _Unchanged = UNCHANGED,
+    snoozed_until: datetime | None | _Unchanged = UNCHANGED,
+) -> tuple[Conversation, tuple[str, ...]]:
+    """The conversation with the given fields changed, and the names of those that did change."""
+    updated = conversation
+    for name, value in (("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
+        if not isinstance(value, _Unchanged):
+            updated = replace(updated, **{name: value})
+    if not isinstance(tags, _Unchanged):
+        updated = replace(updated, tags=_unique(tags))
+    if not isinstance(status, _Unchanged) or not isinstance(snoozed_until, _Unchanged):
+        updated = _with_status(
+            updated,
+            conversation.status if isinstance(status, _Unchanged) else status,
+            None if isinstance(snoozed_until, _Unchanged) else snoozed_until,
+            now,
+        )
+    changed = tuple(name for name in _CHANGE_TRACKED if getattr(updated, name) != getattr(conversation, name))
+    return (replace(updated, updated_at=now), changed) if changed else (conversation, ())
 
 
 def _with_status(
@@ -454,6 +595,22 @@ def _reopened_by_customer(conversation: Conversation, now: datetime) -> tuple[Co
         if getattr(updated, name) != getattr(conversation, name)
     )
     return updated, (*changed, "last_message_at", "last_inbound_at")
+
+
+def _system_event(
+    conversation: Conversation, reason: str, details: Mapping[str, Any], changed: tuple[str, ...], now: datetime
+) -> Message:
+    """A decision on the record: what changed and why, shown among the conversation's messages."""
+    return Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction=Direction.OUT,
+        kind=MessageKind.SYSTEM,
+        text=reason,
+        extras={"routing": dict(details), "changed": list(changed)},
+        created_at=now,
+    )
 
 
 def _inbound_extras(inbound: InboundMessage, sender: Contact, conversation: Conversation) -> dict[str, Any]:
