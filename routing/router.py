@@ -1,0 +1,482 @@
+"""The routing pipeline: what happens to a conversation before and between people.
+
+On every customer message: rules → auto-replies → assignment. On an operator's reply, a
+resolution, a snooze or a hand-back, and on presence or cap changes, assignment follows at once.
+Every decision goes through :meth:`InboxService.decide`, so it is stored with the reason as a
+system event on the conversation. Timers (the "no answer yet" auto-reply, snooze wake-ups) are
+durable: they live in the store and fire after a restart too.
+
+The router is an event-bus subscriber and, for manual assignments, the inbox's
+:class:`~inbox.service.AssignmentGate` (caps and focus mode are checked before the change is
+stored). It ignores the events its own decisions publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from inbox.clock import Clock
+from inbox.domain import (
+    Conversation,
+    ConversationStatus,
+    Direction,
+    MessageKind,
+    Operator,
+    Priority,
+    Role,
+    Timer,
+)
+from inbox.errors import NotFound, PermissionDenied
+from inbox.events import ConversationUpdated, Event, MessageCreated, OperatorUpdated
+from inbox.ids import new_id
+from inbox.service import UNCHANGED, InboxService
+from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting
+from routing.calendar import BusinessCalendar
+from routing.catalog import Catalog
+from routing.rules import (
+    AddTagAction,
+    AssignOperatorAction,
+    AssignTeamAction,
+    Facts,
+    ResolveAction,
+    SendAutoReplyAction,
+    SetPriorityAction,
+    SnoozeAction,
+    detect_language,
+)
+from routing.templates import render
+from storage.base import ConversationFilter
+
+__all__ = ["NO_ANSWER", "SNOOZE_END", "Router"]
+
+log = logging.getLogger(__name__)
+
+NO_ANSWER = "no_answer"
+SNOOZE_END = "snooze_end"
+_OWN = contextvars.ContextVar("routing_deciding", default=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plan:
+    """What the rules decided for one message, folded into one change."""
+
+    rules: tuple[str, ...] = ()
+    changes: dict[str, Any]
+    templates: tuple[str, ...] = ()
+    operator_id: str | None = None
+
+
+class Router:
+    def __init__(self, service: InboxService, clock: Clock, *, catalog: Catalog | None = None) -> None:
+        self.service = service
+        self.store = service.store
+        self.clock = clock
+        self.catalog = catalog or Catalog(service.store)
+        self.roster = Roster(clock.now)
+        self._operators: dict[str, Operator] = {}
+        self._unsubscribe: Any = None
+        self._timers: asyncio.Task[None] | None = None
+
+    # lifecycle
+
+    async def start(self, *, timer_interval: float | None = 1.0) -> None:
+        """Loads the catalog and rebuilds the roster from the store (assignments, the queue), then
+        listens; ``timer_interval`` None leaves firing timers to the caller (tests in virtual time)."""
+        await self.catalog.load()
+        self.roster = Roster(self.clock.now, away_grace=timedelta(minutes=self.catalog.settings.away_grace_minutes))
+        for operator in await self.store.list_operators():
+            self._seat(operator)
+        await self._restore()
+        self._unsubscribe = self.service.bus.subscribe(self.on_event)
+        self.service.assignment_gate = self
+        await self._persist_fill()
+        if timer_interval is not None:
+            self._timers = asyncio.create_task(self._tick_forever(timer_interval), name="routing-timers")
+
+    async def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.service.assignment_gate is self:
+            self.service.assignment_gate = None
+        if self._timers:
+            self._timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timers
+
+    async def _restore(self) -> None:
+        cursor = None
+        while True:
+            page = await self.store.list_conversations(
+                ConversationFilter(status=ConversationStatus.OPEN), limit=500, cursor=cursor
+            )
+            for conversation in page.items:
+                if conversation.assignee_id and self.roster.seat(conversation.assignee_id):
+                    self.roster.restore(
+                        _waiting(conversation),
+                        conversation.assignee_id,
+                        touched=conversation.first_response_at is not None,
+                    )
+                elif conversation.assignee_id is None:
+                    self.roster.enqueue(_waiting(conversation))
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # events
+
+    async def on_event(self, sequence: int, event: Event) -> None:
+        if _OWN.get():
+            return
+        if isinstance(event, MessageCreated):
+            message = event.message
+            if message.direction is Direction.IN:
+                await self._on_customer_message(event)
+            elif message.kind is MessageKind.MESSAGE and message.author_id:
+                await self._on_operator_reply(event.conversation)
+        elif isinstance(event, ConversationUpdated):
+            await self._on_conversation_changed(event)
+        elif isinstance(event, OperatorUpdated):
+            await self._on_operator_changed(event.operator)
+
+    async def _on_customer_message(self, event: MessageCreated) -> None:
+        conversation, message = event.conversation, event.message
+        channel = await self.service.channel(conversation.channel_id)
+        contact = await self.store.get_contact(conversation.contact_id)
+        now = self.clock.now()
+        calendar = self.catalog.calendar_for(channel.id, conversation.team_id)
+        open_now = calendar.is_open(now)
+        language = contact.attributes.get("language") or detect_language(message.text)
+        plan = self._plan(event, channel.kind, contact.attributes, open_now, language)
+        if plan.changes:
+            names = ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules)
+            conversation = await self._decide(
+                conversation, reason=f"rules: {names}", details={"rules": list(plan.rules)}, **plan.changes
+            )
+        if not message.extras.get("auto_reply"):
+            replies = _Replies(self, conversation, contact.name, language, calendar)
+            if event.new_conversation:
+                await replies.send(self.catalog.settings.acknowledgement_template_id, "acknowledgement", once=True)
+            if not open_now:
+                await replies.send(self.catalog.settings.out_of_hours_template_id, "out_of_hours", once=False)
+            for template_id in plan.templates:
+                await replies.send(template_id, f"rule:{template_id}", once=True)
+            await self._arm_no_answer(conversation)
+        await self._route(conversation, plan.operator_id)
+
+    def _plan(
+        self, event: MessageCreated, channel_kind: str, attributes: Any, open_now: bool, language: str | None
+    ) -> _Plan:
+        conversation = event.conversation
+        matched: list[str] = []
+        actions = []
+        for name in ("conversation_created", "message_received"):
+            if name == "conversation_created" and not event.new_conversation:
+                continue
+            decision = self.catalog.rules.evaluate(
+                Facts(
+                    event=name,
+                    channel_id=conversation.channel_id,
+                    channel_kind=channel_kind,
+                    text=event.message.text,
+                    subject=conversation.subject,
+                    contact_attributes=attributes,
+                    contact_is_new=event.new_contact,
+                    inside_business_hours=open_now,
+                    priority=str(conversation.priority),
+                    tags=frozenset(conversation.tags),
+                    language=language,
+                )
+            )
+            matched += decision.matched
+            actions += decision.actions
+            if decision.stopped_by:
+                break
+        changes: dict[str, Any] = {}
+        templates: list[str] = []
+        operator_id = None
+        tags = list(conversation.tags)
+        for action in actions:
+            if isinstance(action, AssignTeamAction):
+                changes["team_id"] = action.team_id
+            elif isinstance(action, AssignOperatorAction):
+                operator_id = action.operator_id
+            elif isinstance(action, SetPriorityAction):
+                changes["priority"] = Priority(action.priority)
+            elif isinstance(action, AddTagAction) and action.tag not in tags:
+                tags.append(action.tag)
+                changes["tags"] = tuple(tags)
+            elif isinstance(action, SendAutoReplyAction):
+                templates.append(action.template_id)
+            elif isinstance(action, SnoozeAction):
+                changes["status"] = ConversationStatus.SNOOZED
+                changes["snoozed_until"] = self.clock.now() + timedelta(minutes=action.minutes)
+            elif isinstance(action, ResolveAction):
+                changes["status"] = ConversationStatus.RESOLVED
+                changes.pop("snoozed_until", None)
+        return _Plan(rules=tuple(matched), changes=changes, templates=tuple(templates), operator_id=operator_id)
+
+    async def _on_operator_reply(self, conversation: Conversation) -> None:
+        self.roster.touch(conversation.id)
+        await self.store.cancel_timer(NO_ANSWER, conversation.id)
+
+    async def _on_conversation_changed(self, event: ConversationUpdated) -> None:
+        conversation = event.conversation
+        if "status" in event.changed or "snoozed_until" in event.changed:
+            if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until:
+                timer = Timer(
+                    id=new_id(), kind=SNOOZE_END, conversation_id=conversation.id, due_at=conversation.snoozed_until
+                )
+                await self.store.set_timer(timer)
+            if conversation.status in (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED):
+                self.roster.release(conversation.id)
+                self.roster.dequeue(conversation.id)
+                await self.store.cancel_timer(NO_ANSWER, conversation.id)
+            elif conversation.status is ConversationStatus.OPEN and event.actor_id:
+                await self._route(conversation)  # reopened by an operator
+        if "assignee_id" in event.changed and conversation.assignee_id is None and event.actor_id:
+            if conversation.status is ConversationStatus.OPEN:
+                self.roster.enqueue(_waiting(conversation))  # handed back: it waits again
+        await self._persist_fill()
+
+    async def _on_operator_changed(self, operator: Operator) -> None:
+        change = self._seat(operator)
+        if change.reclaim is not None:
+            await self._reclaim(operator, change.reclaim)
+        if change.fill:
+            await self._persist_fill()
+
+    # assignment
+
+    async def _route(self, conversation: Conversation, operator_id: str | None = None) -> None:
+        """Places an open conversation: with the operator a rule named (if they have room), else
+        the roster's choice, else the queue. One already assigned stays with its operator."""
+        if conversation.status is not ConversationStatus.OPEN:
+            return
+        if conversation.assignee_id is not None:
+            if self.roster.assigned_to(conversation.id) is None and self.roster.seat(conversation.assignee_id):
+                self.roster.restore(_waiting(conversation), conversation.assignee_id, touched=True)
+            return
+        waiting = _waiting(conversation)
+        reason = None
+        if operator_id is not None and self.roster.seat(operator_id):
+            try:
+                self.roster.assign(waiting, operator_id)
+                reason = "assigned by a rule"
+            except AtCapacity:
+                operator_id = None
+        if operator_id is None:
+            operator_id = self.roster.place(waiting)
+            reason = "least loaded eligible operator"
+        if operator_id is None:
+            return  # queued; the queue is visible at GET /api/v1/queue
+        await self._record_assignment(conversation.id, operator_id, reason or "")
+
+    async def _record_assignment(self, conversation_id: str, operator_id: str, why: str) -> None:
+        operator = self._operators.get(operator_id)
+        seat = self.roster.seat(operator_id)
+        load = f"{self.roster.load(operator_id)}/{seat.max_open if seat and seat.max_open is not None else '∞'}"
+        name = operator.name if operator else operator_id
+        try:
+            await self._decide_by_id(
+                conversation_id,
+                assignee_id=operator_id,
+                reason=f"assigned to {name}: {why} (now holds {load})",
+                details={"assignee_id": operator_id, "why": why, "load": load},
+            )
+        except NotFound:
+            self.roster.release(conversation_id)
+
+    async def _persist_fill(self) -> None:
+        for conversation_id, operator_id in self.roster.fill():
+            await self._record_assignment(conversation_id, operator_id, "next in the queue")
+
+    async def _reclaim(self, operator: Operator, reason: Reclaim) -> None:
+        for conversation_id in self.roster.reclaim(operator.id, reason=reason):
+            await self._decide_by_id(
+                conversation_id,
+                assignee_id=None,
+                reason=f"returned to the queue: {operator.name} is {reason} and had not answered",
+                details={"previous_assignee_id": operator.id, "why": str(reason)},
+            )
+
+    async def take_next(self, operator: Operator) -> Conversation | None:
+        """ "Get next": the queue's choice for this operator, assigned to them."""
+        if operator.id not in self._operators:
+            self._seat(operator)
+        waiting = self.roster.pull(operator.id)
+        if waiting is None:
+            return None
+        await self._record_assignment(waiting.conversation_id, operator.id, "taken with get next")
+        return await self.store.get_conversation(waiting.conversation_id)
+
+    def admit(self, actor: Operator, conversation: Conversation, assignee_id: str | None, *, over_cap: bool) -> bool:
+        """The inbox's gate for a manual assignment, checked before it is stored: focus mode keeps
+        operators from picking conversations themselves; a cap is exceeded only by a supervisor who
+        asks for it. Returns True when it exceeds a cap (the inbox records that)."""
+        if assignee_id is None:
+            self.roster.release(conversation.id)
+            return False
+        if actor.id == assignee_id and not actor.role.at_least(Role.SUPERVISOR) and self.in_focus(actor):
+            raise PermissionDenied("in focus mode, work arrives by auto-assignment; use get next")
+        if self.roster.seat(assignee_id) is None:
+            return False
+        force = over_cap and actor.role.at_least(Role.SUPERVISOR)
+        assignment = self.roster.assign(_waiting(conversation), assignee_id, force=force)
+        return assignment.over_cap
+
+    def in_focus(self, operator: Operator) -> bool:
+        current = self._operators.get(operator.id, operator)
+        return current.focus_mode or self.catalog.focus_enforced(current.teams)
+
+    def _seat(self, operator: Operator) -> Any:
+        self._operators[operator.id] = operator
+        return self.roster.set_seat(Seat.of(operator))
+
+    # timers
+
+    async def _arm_no_answer(self, conversation: Conversation) -> None:
+        settings = self.catalog.settings
+        if not settings.no_answer_template_id or conversation.waiting_since is None:
+            return
+        mark = f"routing:no_answer:{conversation.id}"
+        waiting_since = conversation.waiting_since.isoformat()
+        if await self.store.get_sync_state(mark) == waiting_since:
+            return  # armed (or fired) for this wait already: never twice for one trigger
+        await self.store.set_sync_state(mark, waiting_since)
+        due = conversation.waiting_since + timedelta(minutes=settings.no_answer_minutes)
+        await self.store.set_timer(Timer(id=new_id(), kind=NO_ANSWER, conversation_id=conversation.id, due_at=due))
+
+    async def fire_due_timers(self) -> int:
+        """Fires what is due now; returns how many. Also reclaims from operators away too long."""
+        fired = 0
+        for timer in await self.store.due_timers(self.clock.now(), limit=100):
+            try:
+                await self._fire(timer)
+            except Exception:
+                log.exception("routing timer %s (%s) failed", timer.id, timer.kind)
+            await self.store.delete_timer(timer.id)
+            fired += 1
+        for operator_id in self.roster.overdue_away():
+            await self._reclaim(self._operators[operator_id], Reclaim.AWAY)
+        if fired:
+            await self._persist_fill()
+        await self.store.durable()
+        return fired
+
+    async def _fire(self, timer: Timer) -> None:
+        conversation = await self.store.get_conversation(timer.conversation_id)
+        if timer.kind == NO_ANSWER:
+            if conversation.waiting_since is None or conversation.status is not ConversationStatus.OPEN:
+                return  # answered or closed meanwhile
+            contact = await self.store.get_contact(conversation.contact_id)
+            calendar = self.catalog.calendar_for(conversation.channel_id, conversation.team_id)
+            language = contact.attributes.get("language")
+            replies = _Replies(self, conversation, contact.name, language, calendar)
+            await replies.send(self.catalog.settings.no_answer_template_id, "no_answer", once=False)
+        elif timer.kind == SNOOZE_END:
+            if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until <= self.clock.now():
+                woken = await self._decide(conversation, reason="snooze ended", status=ConversationStatus.OPEN)
+                await self._route(woken)
+
+    async def _tick_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.fire_due_timers()
+            except Exception:
+                log.exception("routing timers failed; retrying")
+
+    # decisions
+
+    async def _decide(self, conversation: Conversation, *, reason: str, **changes: Any) -> Conversation:
+        return await self._decide_by_id(conversation.id, reason=reason, **changes)
+
+    async def _decide_by_id(self, conversation_id: str, *, reason: str, **changes: Any) -> Conversation:
+        with _own_events():
+            return await self.service.decide(
+                conversation_id,
+                reason=reason,
+                **{k: changes.get(k, UNCHANGED) for k in _DECIDABLE},
+                details=changes.get("details"),
+            )
+
+
+_DECIDABLE = ("team_id", "assignee_id", "status", "priority", "tags", "snoozed_until")
+
+
+@contextlib.contextmanager
+def _own_events() -> Iterator[None]:
+    token = _OWN.set(True)
+    try:
+        yield
+    finally:
+        _OWN.reset(token)
+
+
+def _waiting(conversation: Conversation) -> Waiting:
+    return Waiting(
+        conversation_id=conversation.id,
+        team_id=conversation.team_id,
+        priority=conversation.priority,
+        waiting_since=conversation.waiting_since or conversation.created_at,
+    )
+
+
+class _Replies:
+    """Sends one conversation's auto-replies: each trigger once (``once``) or at most once per
+    period (out of hours, no answer), and no more than the per-contact hourly limit."""
+
+    def __init__(
+        self, router: Router, conversation: Conversation, name: str | None, language: Any, calendar: BusinessCalendar
+    ) -> None:
+        self.router, self.conversation = router, conversation
+        self.name, self.language, self.calendar = name, language, calendar
+
+    async def send(self, template_id: str | None, trigger: str, *, once: bool) -> bool:
+        router, conversation = self.router, self.conversation
+        template = router.catalog.template(template_id)
+        if template is None:
+            return False
+        store, now, settings = router.store, router.clock.now(), router.catalog.settings
+        mark = f"routing:auto_reply:{conversation.id}:{trigger}"
+        last = await store.get_sync_state(mark)
+        period = timedelta(minutes=settings.out_of_hours_period_minutes)
+        if last is not None and (once or now - datetime.fromisoformat(last) < period):
+            return False
+        if not await self._within_contact_limit(now):
+            log.info("auto-reply %s to conversation %s held back: contact limit", trigger, conversation.number)
+            return False
+        await store.set_sync_state(mark, now.isoformat())
+        text = render(
+            template,
+            self.language,
+            contact_name=self.name,
+            conversation_number=conversation.number,
+            next_opening=self.calendar.next_opening(now),
+            time_zone=self.calendar.time_zone,
+        )
+        with _own_events():
+            await router.service.auto_reply(conversation.id, text, trigger=trigger)
+        return True
+
+    async def _within_contact_limit(self, now: datetime) -> bool:
+        store, limit = self.router.store, self.router.catalog.settings.auto_replies_per_contact_per_hour
+        key = f"routing:auto_reply_contact:{self.conversation.contact_id}"
+        recent = [
+            moment
+            for moment in json.loads(await store.get_sync_state(key) or "[]")
+            if moment > (now - timedelta(hours=1)).isoformat()
+        ]
+        if len(recent) >= limit:
+            return False
+        await store.set_sync_state(key, json.dumps([*recent, now.isoformat()]))
+        return True

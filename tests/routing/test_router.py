@@ -1,0 +1,299 @@
+"""The routing pipeline on the real SQLite store, in virtual time: rules, auto-replies, durable
+timers and assignment with caps, driven through the inbox service as connectors drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from inbox.accounts import add_operator
+from inbox.clock import ManualClock
+from inbox.domain import Channel, ConversationStatus, MessageKind, Operator, Presence, Priority, Role
+from inbox.errors import Conflict, PermissionDenied
+from inbox.service import InboxService
+from routing.router import Router
+from storage.base import ConversationFilter, Store
+from tests.fakes import inbound
+
+# Monday 2026-11-30 10:00 in Moscow (UTC+3, no DST)
+MONDAY_10_MSK = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(MONDAY_10_MSK)
+
+
+@pytest.fixture
+async def router(service: InboxService, clock: ManualClock) -> Router:
+    router = Router(service, clock)
+    await router.start(timer_interval=None)
+    yield router
+    await router.stop()
+
+
+async def _operator(store: Store, clock: ManualClock, router: Router, name: str, **settings: Any) -> Operator:
+    created = await add_operator(store, email=f"{name}@example.com", name=name, clock=clock)
+    return await router.service.update_operator(created.operator.id, _admin(), presence=Presence.ONLINE, **settings)
+
+
+def _admin() -> Operator:
+    return Operator(id="admin", email="admin@example.com", name="Admin", role=Role.ADMIN, created_at=MONDAY_10_MSK)
+
+
+async def _messages(store: Store, conversation_id: str, kind: MessageKind | None = None) -> list:
+    items = (await store.list_messages(conversation_id, limit=100)).items
+    return [m for m in items if kind is None or m.kind is kind]
+
+
+async def _template(router: Router, name: str, en: str, ru: str | None = None) -> str:
+    bodies = {"en": en} | ({"ru": ru} if ru else {})
+    return (await router.catalog.put("template", {"name": name, "bodies": bodies})).id
+
+
+async def test_least_loaded_online_operator_gets_it_and_the_queue_waits_for_room(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    anna = await _operator(store, clock, router, "anna", max_open=2)
+    boris = await _operator(store, clock, router, "boris", max_open=2)
+    away = await _operator(store, clock, router, "away", max_open=5)
+    await service.update_operator(away.id, _admin(), presence=Presence.AWAY)
+    conversations = []
+    for n in range(5):
+        clock.advance(timedelta(seconds=1))
+        conversations.append((await service.receive(inbound(channel.id, f"m{n}", contact=f"c{n}"))).conversation)
+    stored = [await store.get_conversation(c.id) for c in conversations]
+    assert Counter(c.assignee_id for c in stored) == {anna.id: 2, boris.id: 2, None: 1}
+    assert [w.conversation_id for w in router.roster.queue()] == [conversations[4].id]
+    (system,) = await _messages(store, stored[0].id, MessageKind.SYSTEM)
+    assert system.text.startswith("assigned to anna: least loaded eligible operator")
+    # anna resolves one: the queued conversation is hers at once
+    mine = next(c for c in stored if c.assignee_id == anna.id)
+    await service.set_status(mine.id, anna, ConversationStatus.RESOLVED)
+    assert (await store.get_conversation(conversations[4].id)).assignee_id == anna.id
+    assert router.roster.queue() == []
+
+
+async def test_queue_order_is_priority_then_waiting_time(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    ids = []
+    for n, priority in enumerate([Priority.NORMAL, Priority.URGENT, Priority.NORMAL, Priority.HIGH]):
+        clock.advance(timedelta(seconds=1))
+        received = await service.receive(inbound(channel.id, f"m{n}", contact=f"c{n}"))
+        await service.update(received.conversation.id, _admin(), priority=priority)
+        ids.append(received.conversation.id)
+    router.roster.dequeue(ids[0])  # re-key the queue from the store as a restart would
+    await router.stop()
+    fresh = Router(service, clock)
+    await fresh.start(timer_interval=None)
+    assert [w.conversation_id for w in fresh.roster.queue()] == [ids[1], ids[3], ids[0], ids[2]]
+    operator = await _operator(store, clock, fresh, "olga", max_open=1)
+    assert (await store.get_conversation(ids[1])).assignee_id == operator.id  # came online: took the head
+    await fresh.stop()
+
+
+async def test_rules_run_in_order_and_stop_processing_ends_them(
+    router: Router, service: InboxService, store: Store, channel: Channel
+) -> None:
+    await router.catalog.put("team", {"id": "billing", "name": "Billing"})
+    rule = {"event": "message_received", "match": "all"}
+    await router.catalog.put(
+        "rule",
+        rule
+        | {
+            "name": "refunds",
+            "position": 1,
+            "conditions": [{"field": "text", "op": "contains", "value": "возврат"}],
+            "actions": [{"type": "assign_team", "team_id": "billing"}, {"type": "add_tag", "tag": "refund"}],
+            "stop": True,
+        },
+    )
+    await router.catalog.put(
+        "rule",
+        rule
+        | {
+            "name": "urgent words",
+            "position": 0,
+            "conditions": [{"field": "text", "op": "matches", "value": "(?i)срочно|urgent"}],
+            "actions": [{"type": "set_priority", "priority": "urgent"}],
+        },
+    )
+    await router.catalog.put(
+        "rule",
+        rule | {"name": "never reached", "position": 2, "conditions": [], "actions": [{"type": "add_tag", "tag": "x"}]},
+    )
+    first = await service.receive(inbound(channel.id, "m1", contact="c1", text="СРОЧНО нужен Возврат денег"))
+    routed = await store.get_conversation(first.conversation.id)
+    assert routed.priority is Priority.URGENT and routed.team_id == "billing" and routed.tags == ("refund",)
+    (system,) = await _messages(store, routed.id, MessageKind.SYSTEM)
+    assert system.text == "rules: urgent words, refunds"
+    other = await service.receive(inbound(channel.id, "m2", contact="c2", text="hello"))
+    assert (await store.get_conversation(other.conversation.id)).tags == ("x",)
+
+
+async def test_out_of_hours_reply_once_per_period_never_to_an_auto_reply(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    await router.catalog.put(
+        "calendar",
+        {
+            "id": "msk",
+            "name": "Moscow office",
+            "time_zone": "Europe/Moscow",
+            "weekly": [{"weekday": d, "start": "09:00", "end": "18:00"} for d in range(5)],
+            "holidays": [],
+            "exceptions": [],
+        },
+    )
+    template = await _template(
+        router,
+        "after hours",
+        "We open {{ next_opening }}.",
+        "Мы откроемся {{ next_opening }}, {{ contact_name }}.",
+    )
+    await router.catalog.put(
+        "settings",
+        {"default_calendar_id": "msk", "out_of_hours_template_id": template, "out_of_hours_period_minutes": 720},
+    )
+    clock.set(datetime(2026, 11, 30, 17, 0, tzinfo=UTC))  # 20:00 in Moscow: closed
+    received = await service.receive(inbound(channel.id, "m1", text="Здравствуйте, где заказ?"))
+    clock.advance(timedelta(minutes=5))
+    await service.receive(inbound(channel.id, "m2", text="Ау?"))
+    replies = await _messages(store, received.conversation.id, MessageKind.AUTO_REPLY)
+    assert [m.text for m in replies] == ["Мы откроемся вторник, 1 декабря 2026, 09:00, Ivan."]
+    assert replies[0].extras["trigger"] == "out_of_hours"
+    clock.advance(timedelta(hours=13))  # next morning 09:05: open, so nothing
+    await service.receive(inbound(channel.id, "m3", text="?"))
+    clock.set(datetime(2026, 12, 1, 16, 0, tzinfo=UTC))  # closed again, period over: once more
+    await service.receive(inbound(channel.id, "m4", text="??"))
+    assert len(await _messages(store, received.conversation.id, MessageKind.AUTO_REPLY)) == 2
+    # an out-of-office reply from the customer's side is never answered
+    auto = inbound(channel.id, "m5", contact="robot", text="I am out of office")
+    await service.receive(auto.__class__(**{**_fields(auto), "auto_reply": True}))
+    robot = (await store.list_conversations(ConversationFilter(), limit=10)).items[0]
+    assert await _messages(store, robot.id, MessageKind.AUTO_REPLY) == []
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
+
+async def test_no_answer_timer_survives_a_restart_and_a_reply_cancels_it(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    template = await _template(router, "still waiting", "Conversation #{{ conversation_number }}: we are on it.")
+    await router.catalog.put("settings", {"no_answer_template_id": template, "no_answer_minutes": 15})
+    waiting = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation
+    answered = (await service.receive(inbound(channel.id, "m2", contact="c2"))).conversation
+    await router.stop()  # restart: a new router over the same store
+    router = Router(service, clock)
+    await router.start(timer_interval=None)
+    operator = await _operator(store, clock, router, "olga")
+    await service.reply(answered.id, operator, "Здравствуйте!")
+    clock.advance(timedelta(minutes=14))
+    assert await router.fire_due_timers() == 0
+    clock.advance(timedelta(minutes=1))
+    assert await router.fire_due_timers() == 1
+    (reply,) = await _messages(store, waiting.id, MessageKind.AUTO_REPLY)
+    assert reply.text == f"Conversation #{waiting.number}: we are on it." and reply.extras["trigger"] == "no_answer"
+    assert await _messages(store, answered.id, MessageKind.AUTO_REPLY) == []
+    clock.advance(timedelta(hours=1))
+    await service.receive(inbound(channel.id, "m3", contact="c1", text="again"))  # same wait: not re-armed
+    clock.advance(timedelta(hours=1))
+    assert await router.fire_due_timers() == 0
+    await router.stop()
+
+
+async def test_caps_hold_under_200_concurrent_arrivals_for_5_operators(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    operators = [await _operator(store, clock, router, f"op{n}", max_open=10) for n in range(5)]
+    rng = random.Random(7)
+
+    async def arrive(n: int) -> None:
+        for _ in range(rng.randrange(4)):
+            await asyncio.sleep(0)
+        await service.receive(inbound(channel.id, f"m{n}", contact=f"c{n}"))
+
+    await asyncio.gather(*(arrive(n) for n in range(200)))
+    open_ = await store.list_conversations(ConversationFilter(status=ConversationStatus.OPEN), limit=500)
+    loads = Counter(c.assignee_id for c in open_.items)
+    assert loads == {**{o.id: 10 for o in operators}, None: 150}
+    assert len(router.roster.queue()) == 150
+
+
+async def test_manual_assignment_past_a_cap_only_when_asked_and_on_the_record(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, supervisor: Operator
+) -> None:
+    olga = await _operator(store, clock, router, "olga", max_open=1)
+    await service.receive(inbound(channel.id, "m1", contact="c1"))
+    second = (await service.receive(inbound(channel.id, "m2", contact="c2"))).conversation
+    assert second.assignee_id is None
+    with pytest.raises(Conflict, match="cap is 1"):
+        await service.update(second.id, supervisor, assignee_id=olga.id)
+    forced = await service.update(second.id, supervisor, assignee_id=olga.id, over_cap=True)
+    assert forced.assignee_id == olga.id and router.roster.load(olga.id) == 2
+    (record,) = await _messages(store, second.id, MessageKind.SYSTEM)
+    assert record.text == "assigned over the operator's cap by Sam" and record.extras["routing"]["over_cap"]
+
+
+async def test_focus_mode_operators_take_work_only_from_the_queue(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    focused = await _operator(store, clock, router, "fox", max_open=3, focus_mode=True)
+    await service.update_operator(focused.id, focused, presence=Presence.AWAY)
+    early = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation
+    clock.advance(timedelta(minutes=1))
+    await service.receive(inbound(channel.id, "m2", contact="c2"))
+    with pytest.raises(PermissionDenied, match="focus mode"):
+        await service.assign(early.id, focused, focused.id)
+    taken = await router.take_next(focused)
+    assert taken is not None and taken.id == early.id and taken.assignee_id == focused.id
+
+
+async def test_rebalancing_returns_untouched_conversations_when_an_operator_goes_offline(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    anna = await _operator(store, clock, router, "anna", max_open=5)
+    first = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation
+    second = (await service.receive(inbound(channel.id, "m2", contact="c2"))).conversation
+    await service.reply(first.id, anna, "Смотрю")  # touched: stays with anna
+    boris = await _operator(store, clock, router, "boris", max_open=5)
+    await service.update_operator(anna.id, anna, presence=Presence.OFFLINE)
+    assert (await store.get_conversation(first.id)).assignee_id == anna.id
+    assert (await store.get_conversation(second.id)).assignee_id == boris.id
+    texts = [m.text for m in await _messages(store, second.id, MessageKind.SYSTEM)]
+    assert texts[1] == "returned to the queue: anna is offline and had not answered"
+    # a lowered cap gives back only the excess
+    await service.update_operator(anna.id, anna, presence=Presence.ONLINE)
+    third = (await service.receive(inbound(channel.id, "m3", contact="c3"))).conversation
+    assert (await store.get_conversation(third.id)).assignee_id == anna.id
+    await service.update_operator(anna.id, _admin(), max_open=1)
+    assert (await store.get_conversation(third.id)).assignee_id == boris.id
+
+
+async def test_snooze_ends_by_a_durable_timer(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, operator: Operator
+) -> None:
+    conversation = (await service.receive(inbound(channel.id, "m1"))).conversation
+    await service.snooze(conversation.id, operator, clock.now() + timedelta(hours=2))
+    clock.advance(timedelta(hours=2))
+    assert await router.fire_due_timers() == 1
+    woken = await store.get_conversation(conversation.id)
+    assert woken.status is ConversationStatus.OPEN and woken.snoozed_until is None
+
+
+async def test_the_acknowledgement_goes_out_once_per_conversation(
+    router: Router, service: InboxService, store: Store, channel: Channel
+) -> None:
+    template = await _template(router, "ack", "Got it, #{{ conversation_number }}.")
+    await router.catalog.put("settings", {"acknowledgement_template_id": template})
+    first = await service.receive(inbound(channel.id, "m1"))
+    await service.receive(inbound(channel.id, "m2"))
+    assert len(await _messages(store, first.conversation.id, MessageKind.AUTO_REPLY)) == 1
