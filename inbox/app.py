@@ -1,8 +1,9 @@
 """The composition root: the one module that knows every package and wires them together.
 
 Start-up and shutdown are aiohttp ``cleanup_ctx`` contexts on the root application, entered in
-dependency order and left in reverse: HTTP client session → store → connectors → outbox
-dispatcher. A context that failed to start is not cleaned up; the ones before it are.
+dependency order and left in reverse: HTTP client session → store → routing → connectors →
+SMTP intake → outbox dispatcher, so routing listens before any channel can deliver a message.
+A context that failed to start is not cleaned up; the ones before it are.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from inbox.events import Event, EventBus, MessageCreated
 from inbox.ids import new_id
 from inbox.outbox import OutboxDispatcher
 from inbox.service import InboxService
+from routing.router import Router
 from storage import open_store
 from storage.base import Store
 from storage.blobs import BlobStore, FileBlobStore
@@ -50,6 +52,7 @@ class Inbox:
     service: InboxService
     hub: ConnectorHub
     dispatcher: OutboxDispatcher
+    router: Router
     web: web.Application
     on_admin_created: Callable[[NewOperator], None] | None = None
     smtp: SmtpIntakeServer | None = None
@@ -74,7 +77,8 @@ def build(
     bus = EventBus()
     service = InboxService(store, bus, clock=clock, reopen_window=timedelta(days=settings.reopen_window_days))
     blobs = FileBlobStore(settings.data_dir / "blobs")
-    web_app = create_web_app(service, blobs, max_body_bytes=settings.max_body_bytes, version=__version__)
+    router = Router(service, clock)
+    web_app = create_web_app(service, blobs, router, max_body_bytes=settings.max_body_bytes, version=__version__)
     inbox: Inbox
     hub = ConnectorHub(lambda channel: connector_context(inbox, channel), overrides=connectors)
     dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
@@ -86,12 +90,20 @@ def build(
         service=service,
         hub=hub,
         dispatcher=dispatcher,
+        router=router,
         web=web_app,
         on_admin_created=on_admin_created,
     )
     # entered in this order, left in reverse: intake and the dispatcher stop before the connectors
     web_app.cleanup_ctx.extend(
-        [_http_session(inbox), _store(inbox), _connectors(inbox), _smtp_intake(inbox), _dispatcher(inbox)]
+        [
+            _http_session(inbox),
+            _store(inbox),
+            _routing(inbox),
+            _connectors(inbox),
+            _smtp_intake(inbox),
+            _dispatcher(inbox),
+        ]
     )
     return inbox
 
@@ -172,6 +184,15 @@ def _store(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
             yield
         finally:
             await inbox.store.close()
+
+    return context
+
+
+def _routing(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        await inbox.router.start()
+        yield
+        await inbox.router.stop()
 
     return context
 

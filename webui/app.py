@@ -10,24 +10,30 @@ from aiohttp import web
 
 from inbox.errors import StorageError
 from inbox.service import InboxService
+from routing.router import Router
 from storage.blobs import BlobStore
 from webui.api.openapi import openapi_document
 from webui.api.routes import ENDPOINTS
+from webui.api.routing import ROUTING_ENDPOINTS
 from webui.auth import TokenCache
 from webui.errors import error_middleware
-from webui.keys import BLOBS, CHANNEL_KEYS, MAX_BODY_BYTES, OPERATOR_TOKENS, SERVICE
+from webui.keys import BLOBS, CHANNEL_KEYS, MAX_BODY_BYTES, OPERATOR_TOKENS, ROUTER, SERVICE
 
 __all__ = ["create_web_app"]
 
 
-def create_web_app(service: InboxService, blobs: BlobStore, *, max_body_bytes: int, version: str) -> web.Application:
+def create_web_app(
+    service: InboxService, blobs: BlobStore, router: Router, *, max_body_bytes: int, version: str
+) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[error_middleware])
     app[SERVICE] = service
     app[BLOBS] = blobs
+    app[ROUTER] = router
     app[MAX_BODY_BYTES] = max_body_bytes
     app[OPERATOR_TOKENS] = TokenCache()
     app[CHANNEL_KEYS] = TokenCache()
-    document = openapi_document(ENDPOINTS, version=version)
+    endpoints = (*ENDPOINTS, *ROUTING_ENDPOINTS)
+    document = openapi_document(endpoints, version=version)
 
     async def healthz(request: web.Request) -> web.Response:
         try:
@@ -41,5 +47,5 @@ def create_web_app(service: InboxService, blobs: BlobStore, *, max_body_bytes: i
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_routes([endpoint.route() for endpoint in ENDPOINTS])
+    app.router.add_routes([endpoint.route() for endpoint in endpoints])
     return app

@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from inbox.domain import Channel, Operator, Role
 from inbox.errors import PermissionDenied
-from webui.api.schemas import Query, Request
+from webui.api.schemas import Query
 from webui.auth import channel_for, operator_for
 from webui.errors import ApiError
 from webui.keys import CHANNEL_KEYS, OPERATOR_TOKENS, SERVICE
@@ -61,7 +61,7 @@ class Endpoint:
     tag: str
     auth: Literal["operator", "channel"] | None = "operator"
     role: Role = Role.OPERATOR
-    body: type[Request] | None = None
+    body: type[BaseModel] | None = None
     query: type[Query] | None = None
     headers: Sequence[Header] = ()
     responses: Mapping[int, tuple[str, type[BaseModel] | type[bytes] | None]] = field(default_factory=dict)
@@ -101,7 +101,7 @@ class Endpoint:
         return await self.handler(request, call)
 
 
-async def _validated_body(request: web.Request, model: type[Request]) -> Request:
+async def _validated_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()

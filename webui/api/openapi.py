@@ -19,16 +19,15 @@ _REF = "#/components/schemas/{model}"
 
 def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str, Any]:
     endpoints = tuple(endpoints)
-    models: set[type[BaseModel]] = {s.Health, s.ErrorOut}
+    bodies = {endpoint.body for endpoint in endpoints if endpoint.body}
+    answers: set[type[BaseModel]] = {s.Health, s.ErrorOut}
     for endpoint in endpoints:
-        if endpoint.body:
-            models.add(endpoint.body)
-        models.update(model for _, model in endpoint.responses.values() if model and model is not bytes)
-    ordered = sorted(models, key=lambda m: m.__name__)
-    refs, definitions = models_json_schema(
-        [(model, "validation" if issubclass(model, s.Request) else "serialization") for model in ordered],
-        ref_template=_REF,
+        answers.update(model for _, model in endpoint.responses.values() if model and model is not bytes)
+    modes = sorted(
+        {(model, "validation") for model in bodies} | {(model, "serialization") for model in answers},
+        key=lambda pair: (pair[0].__name__, pair[1]),
     )
+    refs, definitions = models_json_schema(modes, ref_template=_REF)
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {
         "/healthz": {

@@ -5,16 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from connectors.api import inbound_message
-from inbox.domain import Identity, Role
-from inbox.errors import NotFound, ValidationError
+from inbox.domain import ConversationStatus, Identity, Operator, Role
+from inbox.errors import NotFound, PermissionDenied, ValidationError
 from inbox.reads import ConversationFilter
 from inbox.service import UNCHANGED
 from webui.api import schemas as s
 from webui.api.endpoint import Call, Endpoint, Header, json_response
 from webui.api.files import download
-from webui.keys import BLOBS, SERVICE
+from webui.keys import BLOBS, ROUTER, SERVICE
 
-__all__ = ["ENDPOINTS"]
+__all__ = ["ENDPOINTS", "NOT_FOUND", "READ", "WRITE", "errors"]
 
 _IDEMPOTENCY_KEY = Header("Idempotency-Key", "the same key twice creates one message (per operator)")
 
@@ -39,11 +39,27 @@ async def post_inbound(request: web.Request, call: Call) -> web.Response:
     return json_response(out, status=200 if received.duplicate else 201)
 
 
+def _focused(request: web.Request, actor: Operator) -> bool:
+    """An operator (not a supervisor) in focus mode sees only their own open conversations."""
+    return not actor.role.at_least(Role.SUPERVISOR) and request.app[ROUTER].in_focus(actor)
+
+
+async def _visible_conversation(request: web.Request, actor: Operator, conversation_id: str) -> None:
+    """Focus mode holds by URL too: another operator's conversation is not opened."""
+    if _focused(request, actor):
+        conversation, _ = await request.app[SERVICE].reads.conversation(conversation_id)
+        if conversation.assignee_id != actor.id:
+            raise PermissionDenied("in focus mode you see only the conversations assigned to you")
+
+
 async def list_conversations(request: web.Request, call: Call) -> web.Response:
     query: s.ConversationsQuery = call.query
     assignee = call.actor.id if query.assignee == "me" else query.assignee
+    status = query.status
+    if _focused(request, call.actor):
+        assignee, status = call.actor.id, ConversationStatus.OPEN
     where = ConversationFilter(
-        status=query.status, assignee_id=assignee, channel_id=query.channel, tag=query.tag, text=query.q
+        status=status, assignee_id=assignee, channel_id=query.channel, tag=query.tag, text=query.q
     )
     listed = await request.app[SERVICE].reads.conversations(where, limit=query.limit, cursor=query.cursor)
     return json_response(
@@ -55,6 +71,7 @@ async def list_conversations(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_conversation(request: web.Request, call: Call) -> web.Response:
+    await _visible_conversation(request, call.actor, request.match_info["id"])
     reads = request.app[SERVICE].reads
     conversation, contact = await reads.conversation(request.match_info["id"])
     messages = await reads.messages(conversation.id, limit=50)
@@ -82,6 +99,7 @@ async def patch_conversation(request: web.Request, call: Call) -> web.Response:
 
 
 async def list_messages(request: web.Request, call: Call) -> web.Response:
+    await _visible_conversation(request, call.actor, request.match_info["id"])
     query: s.PageQuery = call.query
     page = await request.app[SERVICE].reads.messages(request.match_info["id"], limit=query.limit, cursor=query.cursor)
     return json_response(s.MessagePage(items=[s.MessageOut.of(m) for m in page.items], next_cursor=page.next_cursor))
@@ -147,6 +165,7 @@ async def list_quarantine(request: web.Request, call: Call) -> web.Response:
 async def download_attachment(request: web.Request, call: Call) -> web.Response:
     """Only through a message that carries it: knowing a file's hash is not enough to fetch it."""
     message = await request.app[SERVICE].reads.message(request.match_info["id"])
+    await _visible_conversation(request, call.actor, message.conversation_id)
     sha256 = request.match_info["sha256"]
     attachment = next((a for a in message.attachments if a.sha256 == sha256), None)
     if attachment is None:
@@ -171,13 +190,13 @@ _ERRORS = {
 }
 
 
-def _errors(*statuses: int) -> dict[int, tuple[str, type[s.ErrorOut]]]:
+def errors(*statuses: int) -> dict[int, tuple[str, type[s.ErrorOut]]]:
     return {status: _ERRORS[status] for status in statuses}
 
 
-_READ = _errors(400, 401)
-_WRITE = _errors(400, 401, 403, 413, 415, 422)
-_NOT_FOUND = {404: ("no such object", s.ErrorOut)}
+READ = errors(400, 401)
+WRITE = errors(400, 401, 403, 413, 415, 422)
+NOT_FOUND = {404: ("no such object", s.ErrorOut)}
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -188,7 +207,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         auth="channel",
         summary="Push a customer message in through an api channel (idempotent by external_id)",
         body=s.InboundIn,
-        responses={201: ("stored", s.InboundOut), 200: ("already stored: a duplicate", s.InboundOut), **_WRITE},
+        responses={201: ("stored", s.InboundOut), 200: ("already stored: a duplicate", s.InboundOut), **WRITE},
     ),
     Endpoint(
         method="GET",
@@ -197,7 +216,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="conversations",
         summary="List conversations, newest activity first, keyset-paged",
         query=s.ConversationsQuery,
-        responses={200: ("a page of conversations", s.ConversationPage), **_READ},
+        responses={200: ("a page of conversations", s.ConversationPage), **READ},
     ),
     Endpoint(
         method="GET",
@@ -205,7 +224,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=get_conversation,
         tag="conversations",
         summary="One conversation with its first page of messages",
-        responses={200: ("the conversation", s.ConversationDetail), **_READ, **_NOT_FOUND},
+        responses={200: ("the conversation", s.ConversationDetail), **READ, **NOT_FOUND},
     ),
     Endpoint(
         method="PATCH",
@@ -214,7 +233,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="conversations",
         summary="Change status, assignee, priority, tags or snooze",
         body=s.ConversationPatch,
-        responses={200: ("the updated conversation", s.ConversationOut), **_WRITE, **_NOT_FOUND},
+        responses={200: ("the updated conversation", s.ConversationOut), **WRITE, **NOT_FOUND},
     ),
     Endpoint(
         method="GET",
@@ -223,7 +242,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="conversations",
         summary="Messages of a conversation, oldest first, keyset-paged",
         query=s.PageQuery,
-        responses={200: ("a page of messages", s.MessagePage), **_READ, **_NOT_FOUND},
+        responses={200: ("a page of messages", s.MessagePage), **READ, **NOT_FOUND},
     ),
     Endpoint(
         method="POST",
@@ -237,8 +256,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             201: ("stored (a reply is queued for delivery)", s.MessageOut),
             200: ("replayed: this Idempotency-Key was used before", s.MessageOut),
             409: ("the Idempotency-Key was used for another conversation", s.ErrorOut),
-            **_WRITE,
-            **_NOT_FOUND,
+            **WRITE,
+            **NOT_FOUND,
         },
     ),
     Endpoint(
@@ -248,7 +267,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="contacts",
         summary="List contacts, newest first, keyset-paged",
         query=s.ContactsQuery,
-        responses={200: ("a page of contacts", s.ContactPage), **_READ},
+        responses={200: ("a page of contacts", s.ContactPage), **READ},
     ),
     Endpoint(
         method="POST",
@@ -257,7 +276,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="contacts",
         summary="Create a contact",
         body=s.ContactIn,
-        responses={201: ("created", s.ContactOut), 409: ("an identity is taken", s.ErrorOut), **_WRITE},
+        responses={201: ("created", s.ContactOut), 409: ("an identity is taken", s.ErrorOut), **WRITE},
     ),
     Endpoint(
         method="GET",
@@ -265,7 +284,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=get_contact,
         tag="contacts",
         summary="One contact with its identities",
-        responses={200: ("the contact", s.ContactOut), **_READ, **_NOT_FOUND},
+        responses={200: ("the contact", s.ContactOut), **READ, **NOT_FOUND},
     ),
     Endpoint(
         method="GET",
@@ -273,7 +292,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=list_operators,
         tag="operators",
         summary="List operators",
-        responses={200: ("all operators", s.OperatorList), **_READ},
+        responses={200: ("all operators", s.OperatorList), **READ},
     ),
     Endpoint(
         method="GET",
@@ -281,7 +300,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=get_me,
         tag="operators",
         summary="The operator the token belongs to",
-        responses={200: ("the caller", s.OperatorOut), **_READ},
+        responses={200: ("the caller", s.OperatorOut), **READ},
     ),
     Endpoint(
         method="GET",
@@ -291,7 +310,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         role=Role.ADMIN,
         summary="Inbound items that could not be parsed, kept raw with the reason (admins), newest first",
         query=s.PageQuery,
-        responses={200: ("a page of quarantined items", s.UnparsedPage), **_errors(400, 401, 403)},
+        responses={200: ("a page of quarantined items", s.UnparsedPage), **errors(400, 401, 403)},
     ),
     Endpoint(
         method="GET",
@@ -300,7 +319,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="channels",
         role=Role.ADMIN,
         summary="The raw bytes of a quarantined item, as received (admins), as a download",
-        responses={200: ("the raw bytes", bytes), **_errors(400, 401, 403), **_NOT_FOUND},
+        responses={200: ("the raw bytes", bytes), **errors(400, 401, 403), **NOT_FOUND},
     ),
     Endpoint(
         method="GET",
@@ -308,7 +327,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=download_attachment,
         tag="conversations",
         summary="An attachment of a message, as a download with a safe content type",
-        responses={200: ("the file", bytes), **_READ, **_NOT_FOUND},
+        responses={200: ("the file", bytes), **READ, **NOT_FOUND},
     ),
     Endpoint(
         method="GET",
@@ -317,6 +336,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="channels",
         role=Role.ADMIN,
         summary="List channels (admins)",
-        responses={200: ("all channels", s.ChannelList), **_errors(400, 401, 403)},
+        responses={200: ("all channels", s.ChannelList), **errors(400, 401, 403)},
     ),
 )

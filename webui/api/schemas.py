@@ -76,6 +76,53 @@ class ConversationPatch(Request):
     priority: Priority | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] | None = None
     snoozed_until: AwareDatetime | None = None
+    over_cap: bool = Field(
+        default=False, description="a supervisor assigns past the operator's cap (recorded on the conversation)"
+    )
+
+
+TeamRef = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class OperatorPatch(Request):
+    """Operators may set their own presence and focus mode; caps and teams need a supervisor."""
+
+    presence: Presence | None = None
+    max_open: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    focus_mode: bool | None = None
+    teams: Annotated[list[TeamRef], Field(max_length=50)] | None = None
+
+
+class HoursIn(Request):
+    start: Annotated[str, StringConstraints(pattern=r"^\d\d:\d\d$")]
+    end: Annotated[str, StringConstraints(pattern=r"^\d\d:\d\d$")]
+
+
+class WeeklyHoursIn(HoursIn):
+    weekday: Annotated[int, Field(ge=0, le=6, description="0 is Monday")]
+
+
+class ExceptionIn(Request):
+    date: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\d$")]
+    intervals: Annotated[list[HoursIn], Field(max_length=24)] = Field(description="empty: closed that day")
+
+
+class CalendarIn(Request):
+    """Business hours: an end at or before the start runs overnight into the next day."""
+
+    id: TeamRef | None = None
+    name: ShortText
+    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(description="an IANA zone")
+    weekly: Annotated[list[WeeklyHoursIn], Field(max_length=100)] = []
+    holidays: Annotated[
+        list[Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\d$")]], Field(max_length=1000)
+    ] = []
+    exceptions: Annotated[list[ExceptionIn], Field(max_length=1000)] = []
+
+
+class CalendarOut(CalendarIn):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    id: str
 
 
 class IdentityIn(Request):
@@ -99,6 +146,11 @@ Limit = Annotated[int, Field(ge=1, le=200)]
 class PageQuery(Query):
     limit: Limit = 50
     cursor: Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+
+
+class QueueQuery(Query):
+    team: TeamRef | None = None
+    limit: Limit = 50
 
 
 class ConversationsQuery(PageQuery):
@@ -366,3 +418,15 @@ class UnparsedPage(BaseModel):
 
 class ChannelList(BaseModel):
     items: list[ChannelOut]
+
+
+class QueueItem(BaseModel):
+    conversation_id: str
+    team_id: str | None
+    priority: Priority
+    waiting_since: datetime
+
+
+class QueueOut(BaseModel):
+    items: list[QueueItem]
+    total: int
