@@ -18,11 +18,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+
 from inbox import __version__
 from inbox.accounts import NewChannel, NewOperator, add_channel, add_operator
 from inbox.config import ConfigError, Settings, load_settings
 from inbox.domain import Role
 from inbox.errors import InboxError, ValidationError
+from routing.catalog import TeamSpec
 from storage import open_store
 from storage.base import Store
 
@@ -170,6 +173,15 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[None
 
 
 async def _operator_add(store: Store, args: argparse.Namespace) -> None:
+    teams = {body["id"] for body in await store.list_routing_objects("team")}
+    for team in args.team:
+        if team not in teams:  # a team named here for the first time is created, its name its id
+            try:
+                body = TeamSpec.model_validate({"id": team, "name": team}).model_dump(mode="json")
+            except PydanticValidationError:
+                raise ValidationError(f"team {team!r}: use letters, digits and _ . : - only") from None
+            await store.put_routing_object("team", team, body)
+            teams.add(team)
     created = await add_operator(
         store,
         email=args.email,

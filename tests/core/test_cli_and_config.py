@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from inbox.cli import main
 from inbox.config import ConfigError, load_settings
+from storage.sqlite import SqliteStore
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -44,12 +46,29 @@ def test_add_commands_print_one_json_object(tmp_path: Path, capsys: pytest.Captu
     code, _, err = _run(capsys, "operator", "add", "anna@example.com", *data, "--json")
     assert code == 1 and "exists already" in err
 
+    code, out, _ = _run(capsys, "operator", "add", "c@example.com", "--team", "billing", "--max-open", "3", *data)
+    assert code == 0
+    assert asyncio.run(_teams(tmp_path)) == [
+        {"id": "billing", "name": "billing", "calendar_id": None, "focus_mode": False}
+    ]
+    code, _, err = _run(capsys, "operator", "add", "d@example.com", "--team", "no spaces", *data)
+    assert code == 1 and "team 'no spaces'" in err
+
     code, out, _ = _run(capsys, "channel", "add", "api", "--name", "Магазин", *data, "--json")
     channel = json.loads(out)
     assert set(channel) == {"id", "kind", "name", "key"} and channel["name"] == "Магазин"
 
     code, out, _ = _run(capsys, "channel", "list", *data, "--json")
     assert [json.loads(line)["id"] for line in out.splitlines()] == [channel["id"]]
+
+
+async def _teams(data_dir: Path) -> list[dict]:
+    store = SqliteStore(data_dir / "inbox.sqlite3")
+    await store.open()
+    try:
+        return await store.list_routing_objects("team")
+    finally:
+        await store.close()
 
 
 def test_settings_precedence_file_then_environment_then_options(tmp_path: Path) -> None:
