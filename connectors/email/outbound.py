@@ -5,7 +5,8 @@ every mail client files the reply in the same thread; our ``Message-ID`` names t
 (:func:`~connectors.email.intake.outbound_message_id`), so an answer to the reply finds its way
 back even from a client that keeps only ``In-Reply-To``, and the subject's ``[#1042]`` token
 from one that keeps neither. ``X-Inbox-Origin`` marks our own mail
-so it is never taken for a customer's, and ``Auto-Submitted`` is left out: a person wrote it.
+so it is never taken for a customer's; ``Auto-Submitted: auto-replied`` goes on automatic
+answers only (a person's reply must not be ignored by the customer's own responders).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import aiosmtplib
 
 from connectors.email.intake import outbound_message_id
 from connectors.email.settings import EmailSettings
-from inbox.domain import Conversation, DeliveryReceipt, DeliveryStatus, OutboundMessage
+from inbox.domain import Conversation, DeliveryReceipt, DeliveryStatus, MessageKind, OutboundMessage
 from inbox.errors import DeliveryError
 
 __all__ = ["ORIGIN_HEADER", "compose_reply", "reply_subject", "send_reply"]
@@ -48,6 +49,9 @@ def compose_reply(outbound: OutboundMessage, settings: EmailSettings) -> EmailMe
         chain = [*replied.get("references", []), replied["message_id"]]
         mail["References"] = " ".join(dict.fromkeys(chain))
     mail[ORIGIN_HEADER] = f"{conversation.id}/{message.id}"
+    if message.kind is MessageKind.AUTO_REPLY:  # RFC 3834: other responders must not answer this
+        mail["Auto-Submitted"] = "auto-replied"
+        mail["X-Auto-Response-Suppress"] = "All"
     mail.set_content(message.text)
     return mail
 
