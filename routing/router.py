@@ -161,7 +161,7 @@ class Router:
             conversation = await self._decide(
                 conversation, reason=f"rules: {names}", details={"rules": list(plan.rules)}, **plan.changes
             )
-        if not message.extras.get("auto_reply"):
+        if not (message.extras.get("auto_reply") or message.extras.get("suppress_auto_reply")):
             replies = _Replies(self, conversation, contact.name, language, calendar)
             if event.new_conversation:
                 await replies.send(self.catalog.settings.acknowledgement_template_id, "acknowledgement", once=True)

@@ -91,6 +91,9 @@ class EmailIntake:
         for attachment in parsed.attachments:
             await self.context.blobs.put(attachment.content)
             attachments.append(attachment.meta)
+        # Our origin header alone is not proof: another Inbox instance sets it too, on mail a
+        # person wrote. Our own mail is mail with a Message-ID this channel gave out.
+        own = parsed.own and self._ours(parsed.message_id) is not None
         referenced = parsed.thread_keys
         own_keys = tuple(conversation_thread_key(match.group(2)) for key in referenced if (match := self._ours(key)))
         return InboundMessage(
@@ -107,8 +110,9 @@ class EmailIntake:
             conversation_number=parsed.ticket_number,
             participants=self._participants(parsed),
             attachments=tuple(attachments),
-            auto_reply=parsed.auto_reply or parsed.bulk or parsed.bounce is not None or parsed.own,
+            auto_reply=parsed.auto_reply or parsed.bulk or parsed.bounce is not None or own,
             extras={
+                "suppress_auto_reply": parsed.suppress_auto_reply,
                 "email": {
                     "message_id": parsed.message_id,
                     "from": parsed.sender.to_json(),
@@ -118,7 +122,7 @@ class EmailIntake:
                     "full_text": parsed.text,
                     "bulk": parsed.bulk,
                     "bounce": parsed.bounce.to_json() if parsed.bounce else None,
-                    "own": parsed.own,
+                    "own": own,
                     "defects": list(parsed.defects),
                 }
             },

@@ -236,11 +236,6 @@ async def test_a_persons_reply_between_the_helpdesks_threads_and_starts_no_ping_
     assert await b.messages(MessageKind.AUTO_REPLY) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="X-Inbox-Origin counts as 'own mail' whichever instance set it, so another Inbox's person's "
-    "reply is flagged auto_reply (connectors/email/intake.py, signals.own)",
-)
 async def test_a_person_writing_from_another_inbox_is_not_taken_for_an_auto_reply(pair: Pair) -> None:
     answer = await _persons_reply_from_b(pair, "Thanks, we are waiting for the fix.")
     assert not answer.extras.get("auto_reply")

@@ -297,3 +297,7 @@ async def test_the_acknowledgement_goes_out_once_per_conversation(
     first = await service.receive(inbound(channel.id, "m1"))
     await service.receive(inbound(channel.id, "m2"))
     assert len(await _messages(store, first.conversation.id, MessageKind.AUTO_REPLY)) == 1
+    # a sender asking not to be auto-answered (Outlook's X-Auto-Response-Suppress) is not
+    asking = inbound(channel.id, "m3", contact="quiet")
+    quiet = await service.receive(asking.__class__(**{**_fields(asking), "extras": {"suppress_auto_reply": True}}))
+    assert await _messages(store, quiet.conversation.id, MessageKind.AUTO_REPLY) == []
