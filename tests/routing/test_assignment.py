@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -416,21 +415,22 @@ def spread_priority(n: int) -> str:
     return ("low", "normal", "normal", "high", "urgent")[n * 7919 % 5]
 
 
-def test_decisions_stay_cheap_with_a_long_queue(clock: ManualClock) -> None:
-    """10,000 queued and 50 operators: 5,000 release-and-refill rounds plus 5,000 placements
-    must not be sorting the queue each time (generous bound: well under a second when healthy)."""
+def test_a_long_queue_keeps_its_order_under_churn(clock: ManualClock) -> None:
+    """10,000 queued and 50 operators: every freed slot takes exactly one conversation, new ones
+    queue, and the queue stays in order (its speed is measured by ``python -m bench.routing``)."""
     roster = seated(clock, *(seat(f"op{i:02}", f"team{i % 5}", max_open=4) for i in range(50)))
     for n in range(10_200):
         roster.place(waiting(f"c{n}", f"team{n % 7}" if n % 3 else None, Priority(spread_priority(n)), minutes=n))
     assert roster.queued_count() == 10_000
-    started = time.perf_counter()
     for n in range(5_000):
         holder = f"op{n % 50:02}"
         roster.release(roster.holdings(holder)[0].waiting.conversation_id)
-        assert len(roster.fill()) <= 1
+        assert len(roster.fill()) == 1
         roster.place(waiting(f"new{n}", f"team{n % 5}"))
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5, f"{elapsed:.2f}s"
+    assert roster.queued_count() == 10_000
+    ranks = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+    order = [(ranks[w.priority], w.waiting_since, w.conversation_id) for w in roster.queue()]
+    assert order == sorted(order)
 
 
 # properties
