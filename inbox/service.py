@@ -451,7 +451,7 @@ class InboxService:
             snoozed_until=snoozed_until,
         )
         event = _system_event(updated, reason, details or {}, changed, now)
-        if changed:
+        if "tags" in changed:  # append_message writes every other field of the conversation
             await self.store.save_conversation(updated)
         updated = await self.store.append_message(updated, event, new_conversation=False)
         await self.store.durable()

@@ -19,7 +19,7 @@ import contextvars
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -154,15 +154,31 @@ class Router:
         now = self.clock.now()
         calendar = self.catalog.calendar_for(channel.id, conversation.team_id)
         open_now = calendar.is_open(now)
-        language = contact.attributes.get("language") or detect_language(message.text)
+        language = contact.attributes.get("language")
+        if language is None and self.catalog.rules.uses_language:
+            language = detect_language(message.text)
         plan = self._plan(event, channel.kind, contact.attributes, open_now, language)
-        if plan.changes:
-            names = ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules)
-            conversation = await self._decide(
-                conversation, reason=f"rules: {names}", details={"rules": list(plan.rules)}, **plan.changes
-            )
+        changes = {name: value for name, value in plan.changes.items() if getattr(conversation, name) != value}
+        reasons, details = [], {}
+        if changes:
+            reasons.append("rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules))
+            details["rules"] = list(plan.rules)
+        # assignment is decided in the same step, so a new conversation is written once
+        planned = replace(conversation, **{k: v for k, v in changes.items() if k in ("team_id", "priority", "status")})
+        assignee, why = self._choose(planned, plan.operator_id)
+        if assignee is not None:
+            changes["assignee_id"] = assignee
+            reasons.append(self._assignment_reason(assignee, why))
+            details |= {"assignee_id": assignee, "why": why}
+        if changes:
+            try:
+                conversation = await self._decide(conversation, reason="; ".join(reasons), details=details, **changes)
+            except Exception:
+                if assignee is not None:
+                    self.roster.release(conversation.id, requeue=True)
+                raise
         if not (message.extras.get("auto_reply") or message.extras.get("suppress_auto_reply")):
-            replies = _Replies(self, conversation, contact.name, language, calendar)
+            replies = _Replies(self, conversation, contact.name, language or detect_language(message.text), calendar)
             if event.new_conversation:
                 await replies.send(self.catalog.settings.acknowledgement_template_id, "acknowledgement", once=True)
             if not open_now:
@@ -170,7 +186,6 @@ class Router:
             for template_id in plan.templates:
                 await replies.send(template_id, f"rule:{template_id}", once=True)
             await self._arm_no_answer(conversation)
-        await self._route(conversation, plan.operator_id)
 
     def _plan(
         self, event: MessageCreated, channel_kind: str, attributes: Any, open_now: bool, language: str | None
@@ -230,6 +245,7 @@ class Router:
 
     async def _on_conversation_changed(self, event: ConversationUpdated) -> None:
         conversation = event.conversation
+        freed = False
         if "status" in event.changed or "snoozed_until" in event.changed:
             if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until:
                 timer = Timer(
@@ -237,15 +253,17 @@ class Router:
                 )
                 await self.store.set_timer(timer)
             if conversation.status in (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED):
-                self.roster.release(conversation.id)
+                freed = self.roster.release(conversation.id) is not None
                 self.roster.dequeue(conversation.id)
                 await self.store.cancel_timer(NO_ANSWER, conversation.id)
             elif conversation.status is ConversationStatus.OPEN and event.actor_id:
                 await self._route(conversation)  # reopened by an operator
-        if "assignee_id" in event.changed and conversation.assignee_id is None and event.actor_id:
-            if conversation.status is ConversationStatus.OPEN:
+        if "assignee_id" in event.changed and event.actor_id:
+            freed = True  # whoever held it has room now (the gate already moved it in the roster)
+            if conversation.assignee_id is None and conversation.status is ConversationStatus.OPEN:
                 self.roster.enqueue(_waiting(conversation))  # handed back: it waits again
-        await self._persist_fill()
+        if freed:
+            await self._persist_fill()
 
     async def _on_operator_changed(self, operator: Operator) -> None:
         change = self._seat(operator)
@@ -256,41 +274,46 @@ class Router:
 
     # assignment
 
-    async def _route(self, conversation: Conversation, operator_id: str | None = None) -> None:
-        """Places an open conversation: with the operator a rule named (if they have room), else
-        the roster's choice, else the queue. One already assigned stays with its operator."""
+    def _choose(self, conversation: Conversation, operator_id: str | None = None) -> tuple[str | None, str]:
+        """Who takes an open, unassigned conversation now — the operator a rule named (if they
+        have room), else the roster's choice — already recorded in the roster; (None, why) when it
+        stays where it is or waits in the queue. Synchronous, so no other arrival can take the
+        same slot in between."""
         if conversation.status is not ConversationStatus.OPEN:
-            return
+            return None, "not open"
         if conversation.assignee_id is not None:
             if self.roster.assigned_to(conversation.id) is None and self.roster.seat(conversation.assignee_id):
                 self.roster.restore(_waiting(conversation), conversation.assignee_id, touched=True)
-            return
+            return None, "already assigned"
         waiting = _waiting(conversation)
-        reason = None
         if operator_id is not None and self.roster.seat(operator_id):
             try:
                 self.roster.assign(waiting, operator_id)
-                reason = "assigned by a rule"
+                return operator_id, "named by a rule"
             except AtCapacity:
-                operator_id = None
-        if operator_id is None:
-            operator_id = self.roster.place(waiting)
-            reason = "least loaded eligible operator"
-        if operator_id is None:
-            return  # queued; the queue is visible at GET /api/v1/queue
-        await self._record_assignment(conversation.id, operator_id, reason or "")
+                pass
+        chosen = self.roster.place(waiting)
+        return chosen, "least loaded eligible operator" if chosen else "queued"
 
-    async def _record_assignment(self, conversation_id: str, operator_id: str, why: str) -> None:
+    async def _route(self, conversation: Conversation, operator_id: str | None = None) -> None:
+        assignee, why = self._choose(conversation, operator_id)
+        if assignee is not None:
+            await self._record_assignment(conversation.id, assignee, why)
+
+    def _assignment_reason(self, operator_id: str, why: str) -> str:
         operator = self._operators.get(operator_id)
         seat = self.roster.seat(operator_id)
-        load = f"{self.roster.load(operator_id)}/{seat.max_open if seat and seat.max_open is not None else '∞'}"
+        cap = seat.max_open if seat and seat.max_open is not None else "∞"
         name = operator.name if operator else operator_id
+        return f"assigned to {name}: {why} (now holds {self.roster.load(operator_id)}/{cap})"
+
+    async def _record_assignment(self, conversation_id: str, operator_id: str, why: str) -> None:
         try:
             await self._decide_by_id(
                 conversation_id,
                 assignee_id=operator_id,
-                reason=f"assigned to {name}: {why} (now holds {load})",
-                details={"assignee_id": operator_id, "why": why, "load": load},
+                reason=self._assignment_reason(operator_id, why),
+                details={"assignee_id": operator_id, "why": why},
             )
         except NotFound:
             self.roster.release(conversation_id)

@@ -590,11 +590,14 @@ class CompiledRules:
     event, every condition a closure and every regex compiled. Build it when the rules change and
     share it; it holds no per-decision state."""
 
-    __slots__ = ("_by_event", "_patterns", "rule_ids")
+    __slots__ = ("_by_event", "_patterns", "rule_ids", "uses_language")
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         ordered = sorted((r for r in rules if r.enabled), key=lambda r: (r.position, r.id))
         self.rule_ids: tuple[str, ...] = tuple(r.id for r in ordered)
+        self.uses_language = any(isinstance(c, LanguageCondition) for r in ordered for c in r.conditions)
+        """Whether any rule looks at the language: callers detect it only then (it costs as much as
+        evaluating dozens of rules)."""
         regexes = [c for r in ordered for c in r.conditions if isinstance(c, TextCondition) and c.op == "matches"]
         self._patterns = {
             where: _PatternSet([c.value for c in regexes if c.field == where])

@@ -32,6 +32,7 @@ from inbox.domain import (
     DeliveryStatus,
     Identity,
     Message,
+    MessageKind,
     Operator,
     OutboxItem,
     Timer,
@@ -39,7 +40,7 @@ from inbox.domain import (
 )
 from inbox.errors import ValidationError
 
-__all__ = ["ConversationFilter", "Cursor", "Page", "Store", "UNASSIGNED"]
+__all__ = ["SEARCHABLE_KINDS", "UNASSIGNED", "ConversationFilter", "Cursor", "Page", "Store"]
 
 T = TypeVar("T")
 
@@ -88,6 +89,11 @@ class Cursor:
         except (ValueError, TypeError) as exc:
             raise ValidationError("invalid cursor") from exc
         return cls(sort_value, item_id)
+
+
+SEARCHABLE_KINDS = frozenset({MessageKind.MESSAGE, MessageKind.NOTE})
+"""Text search finds what people wrote; routing's system events and auto-replies would only
+make every conversation match the words of a rule's name or a template."""
 
 
 class Store(ABC):

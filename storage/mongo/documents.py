@@ -41,6 +41,7 @@ from inbox.domain import (
     Timer,
     Unparsed,
 )
+from storage.base import SEARCHABLE_KINDS
 from storage.mongo.search import search_terms
 from storage.timestamps import from_micros, to_micros
 
@@ -268,7 +269,7 @@ def message_document(m: Message) -> dict[str, Any]:
         "delivery_error": m.delivery_error,
         "extras": json.dumps(dict(m.extras)),
         "created_at": micros(m.created_at),
-        "terms": search_terms(m.text),
+        "terms": search_terms(m.text) if m.kind in SEARCHABLE_KINDS else [],
     }
 
 

@@ -33,7 +33,7 @@ from inbox.domain import (
     Unparsed,
 )
 from inbox.errors import NotFound
-from storage.base import UNASSIGNED, ConversationFilter, Cursor, Page, Store
+from storage.base import SEARCHABLE_KINDS, UNASSIGNED, ConversationFilter, Cursor, Page, Store
 from storage.sqlite.database import Database
 from storage.sqlite.rows import (
     CONVERSATION_MUTABLE,
@@ -426,7 +426,7 @@ class SqliteStore(Store):
                         to_micros(outbox.created_at),
                     ),
                 )
-        searchable = [message.text]
+        searchable = [message.text] if message.kind in SEARCHABLE_KINDS else []
         if new_conversation:  # one row makes the subject and the contact's name findable too
             contact = self._database.row("SELECT name FROM contacts WHERE id = ?", (conversation.contact_id,))
             searchable.append(" ".join(filter(None, (conversation.subject, contact["name"] if contact else None))))

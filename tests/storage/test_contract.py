@@ -320,6 +320,12 @@ async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock:
     assert set(await ids("заказ")) == {a.id, b.id}
     assert await ids('"unbalanced AND (') == []
     assert set(await ids("ирина")) == {a.id, b.id}  # the contact's name
+    system = _message(clock, b, "rules: повреждения", kind=MessageKind.SYSTEM, external_id=None)
+    automatic = _message(clock, b, "Мы ответим про повреждения", kind=MessageKind.AUTO_REPLY, external_id=None)
+    for message in (system, automatic):
+        await store.append_message(b, message, new_conversation=False)
+    await store.durable()
+    assert await ids("поврежд") == [a.id]  # routing's words are not the customer's
 
 
 async def test_keyset_pages_are_stable_while_new_conversations_arrive(
