@@ -124,6 +124,6 @@ class EmailIntake:
                     "bounce": parsed.bounce.to_json() if parsed.bounce else None,
                     "own": own,
                     "defects": list(parsed.defects),
-                }
+                },
             },
         )

@@ -49,7 +49,9 @@ def test_undecodable_bytes_are_replaced_not_raised() -> None:
     assert decoded.defect is not None
 
 
-@pytest.mark.parametrize(("codec", "name"), [("cp1251", "windows-1251"), ("iso8859-5", "iso-8859-5"),
-                                               ("koi8_r", "koi8-r"), ("latin-1", "iso-8859-1")])
+@pytest.mark.parametrize(
+    ("codec", "name"),
+    [("cp1251", "windows-1251"), ("iso8859-5", "iso-8859-5"), ("koi8_r", "koi8-r"), ("latin-1", "iso-8859-1")],
+)
 def test_display_names_are_the_iana_ones(codec: str, name: str) -> None:
     assert display_charset(codec) == name

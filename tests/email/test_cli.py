@@ -12,8 +12,23 @@ from connectors.email.parsing import JSON_KEYS
 from tests.email.corpus import CORPUS
 
 CONTRACT_KEYS = {
-    "message_id", "in_reply_to", "references", "from", "to", "cc", "reply_to", "subject", "date", "text",
-    "reply_text", "html", "attachments", "auto_reply", "bulk", "bounce", "defects",
+    "message_id",
+    "in_reply_to",
+    "references",
+    "from",
+    "to",
+    "cc",
+    "reply_to",
+    "subject",
+    "date",
+    "text",
+    "reply_text",
+    "html",
+    "attachments",
+    "auto_reply",
+    "bulk",
+    "bounce",
+    "defects",
 }
 
 

@@ -136,16 +136,22 @@ def test_inline_images_keep_their_content_id_and_cid_sources() -> None:
 @pytest.mark.parametrize(
     ("name", "reply"),
     [
-        ("outlook_reply_en.eml",
-         "Thank you, the refund arrived today.\n\nBest regards,\nMark Johnson\nPurchasing Manager | Example Corp"),
-        ("outlook_reply_ru.eml",
-         "Добрый день!\n\nДа, адрес доставки верный: Москва, ул. Ленина, д. 5, кв. 12.\n\nС уважением,\nАнна Волкова"),
+        (
+            "outlook_reply_en.eml",
+            "Thank you, the refund arrived today.\n\nBest regards,\nMark Johnson\nPurchasing Manager | Example Corp",
+        ),
+        (
+            "outlook_reply_ru.eml",
+            "Добрый день!\n\nДа, адрес доставки верный: Москва, ул. Ленина, д. 5, кв. 12.\n\nС уважением,\nАнна Волкова",
+        ),
         ("gmail_reply_en.eml", "Thanks, that worked! I can log in now."),
         ("gmail_reply_ru.eml", "Добрый день!\n\nСпасибо, всё заработало."),
         ("apple_reply_en.eml", "Perfect, thank you!\n\nTom"),
         ("apple_reply_ru.eml", "Спасибо, жду курьера завтра."),
-        ("thunderbird_reply_en.eml",
-         "Hi,\n\nit works now. I had to clear the cookies, the old session was still active."),
+        (
+            "thunderbird_reply_en.eml",
+            "Hi,\n\nit works now. I had to clear the cookies, the old session was still active.",
+        ),
         ("thunderbird_reply_ru.eml", "Добрый день.\n\nФайл прикладываю повторно."),
     ],
 )
@@ -264,8 +270,21 @@ def test_hostile_html_is_sanitized() -> None:
     html = parsed.html or ""
 
     lowered = html.lower()
-    for forbidden in ("<script", "javascript:", "<iframe", "<svg", "<form", "<object", "<embed", "<math", "<base",
-                      "<meta", "url(", "alert(", "position"):
+    for forbidden in (
+        "<script",
+        "javascript:",
+        "<iframe",
+        "<svg",
+        "<form",
+        "<object",
+        "<embed",
+        "<math",
+        "<base",
+        "<meta",
+        "url(",
+        "alert(",
+        "position",
+    ):
         assert forbidden not in lowered, forbidden
     assert " on" not in lowered.replace(" open", "")  # no onload=, onerror=, onclick=, onmouseover=
     assert ' src="http' not in lowered

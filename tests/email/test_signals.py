@@ -67,8 +67,13 @@ def test_auto_response_suppress_is_exposed_as_a_request(value: str, suppress: bo
 
 @pytest.mark.parametrize(
     "headers",
-    ["Precedence: bulk\r\n", "Precedence: junk\r\n", "Precedence: list\r\n", "List-Id: <news.example.org>\r\n",
-     "List-Unsubscribe: <mailto:u@example.org>\r\n"],
+    [
+        "Precedence: bulk\r\n",
+        "Precedence: junk\r\n",
+        "Precedence: list\r\n",
+        "List-Id: <news.example.org>\r\n",
+        "List-Unsubscribe: <mailto:u@example.org>\r\n",
+    ],
 )
 def test_bulk_headers(headers: str) -> None:
     assert parse_email(message(headers)).bulk is True
@@ -79,8 +84,9 @@ def test_own_outgoing_mail_is_recognized() -> None:
     assert parse_email(message()).own is False
 
 
-@pytest.mark.parametrize(("subject", "number"), [("Re: [#1042] Login", 1042), ("Re: #1042 Login", None),
-                                                  ("[#7] a [#8] b", 7), (None, None)])
+@pytest.mark.parametrize(
+    ("subject", "number"), [("Re: [#1042] Login", 1042), ("Re: #1042 Login", None), ("[#7] a [#8] b", 7), (None, None)]
+)
 def test_ticket_token(subject: str | None, number: int | None) -> None:
     raw = message(subject=subject) if subject else BASE + b"\r\nHello"
     assert parse_email(raw).ticket_number == number
