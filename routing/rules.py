@@ -644,8 +644,11 @@ def evaluate(rules: Sequence[Rule] | CompiledRules, facts: Facts) -> Decision:
 # language
 
 
-_CYRILLIC = frozenset(ch for ch in map(chr, range(0x0400, 0x0530)) if ch.isalpha())
-_LATIN = frozenset(ch for ch in map(chr, range(0x0041, 0x0250)) if ch.isalpha() and ch not in "ªºµ")
+# Letters are counted by their UTF-8 lead bytes, in C: 0xD0–0xD3 start U+0400–U+04FF (Cyrillic),
+# 0xC3–0xC9 start U+00C0–U+027F (accented Latin); ASCII letters are themselves. The few symbols
+# in those blocks (× ÷ ҂) count too, which a guess can afford.
+_CYRILLIC_LEADS = bytes(range(0xD0, 0xD4))
+_LATIN_BYTES = bytes(range(0xC3, 0xCA)) + b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SAMPLE_CHARS = 2000
 _MIN_LETTERS = 3
 _DOMINANT = 0.6
@@ -660,9 +663,9 @@ def detect_language(text: str | None) -> str | None:
     if not text:
         return None
     words = [w for w in text[:_SAMPLE_CHARS].split() if "://" not in w and "@" not in w and not w.startswith("www.")]
-    sample = "".join(words)
-    cyrillic = sum(map(_CYRILLIC.__contains__, sample))
-    latin = sum(map(_LATIN.__contains__, sample))
+    sample = "".join(words).encode("utf-8", "surrogatepass")
+    cyrillic = len(sample) - len(sample.translate(None, _CYRILLIC_LEADS))
+    latin = len(sample) - len(sample.translate(None, _LATIN_BYTES))
     letters = cyrillic + latin
     if letters < _MIN_LETTERS:
         return None
