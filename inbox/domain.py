@@ -34,6 +34,7 @@ __all__ = [
     "Presence",
     "Priority",
     "Role",
+    "Session",
     "Team",
     "Timer",
     "Unparsed",
@@ -212,7 +213,24 @@ class Operator:
     max_open: int | None = None
     teams: tuple[str, ...] = ()
     password_hash: str | None = None
+    locale: str | None = None
+    """The web UI's language; None follows the browser."""
+    time_zone: str | None = None
+    """An IANA name for showing times; None follows the browser."""
     created_at: datetime
+
+
+@dataclass(**_VALUE)
+class Session:
+    """A signed-in browser. The cookie holds a random token; the store keeps only its hash as the
+    id, so a copy of the database signs nobody in. Revoked by deleting it."""
+
+    id: str
+    operator_id: str
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
 
 
 @dataclass(**_VALUE)

@@ -35,6 +35,7 @@ from inbox.domain import (
     MessageKind,
     Operator,
     OutboxItem,
+    Session,
     Timer,
     Unparsed,
 )
@@ -156,6 +157,32 @@ class Store(ABC):
 
     @abstractmethod
     async def save_operator(self, operator: Operator) -> None: ...
+
+    # web UI sessions
+
+    @abstractmethod
+    async def create_session(self, session: Session) -> None:
+        """``Conflict`` when the id (the token's hash) exists already."""
+
+    @abstractmethod
+    async def session_by_token_hash(self, token_hash: str) -> Session | None:
+        """The session even when it has expired: the store has no clock, so expiry is the caller's
+        to judge (and to clean up with :meth:`delete_session`)."""
+
+    @abstractmethod
+    async def touch_session(self, session_id: str, *, last_seen_at: datetime, expires_at: datetime) -> bool:
+        """Slides the expiry; False when the session is gone (signed out or revoked meanwhile)."""
+
+    @abstractmethod
+    async def delete_session(self, session_id: str) -> bool: ...
+
+    @abstractmethod
+    async def delete_sessions_of(self, operator_id: str, *, keep: str | None = None) -> int:
+        """Signs the operator out everywhere (after a password change), except session ``keep``."""
+
+    @abstractmethod
+    async def delete_expired_sessions(self, now: datetime) -> int:
+        """Housekeeping: sessions nobody presents again would otherwise stay forever."""
 
     # contacts
 

@@ -38,6 +38,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Session,
     Timer,
     Unparsed,
 )
@@ -64,6 +65,8 @@ __all__ = [
     "operator_from_document",
     "outbox_document",
     "outbox_from_document",
+    "session_document",
+    "session_from_document",
     "unparsed_document",
     "unparsed_from_document",
 ]
@@ -123,6 +126,8 @@ def operator_fields(o: Operator) -> dict[str, Any]:
         "max_open": o.max_open,
         "teams": list(o.teams),
         "password_hash": o.password_hash,
+        "locale": o.locale,
+        "time_zone": o.time_zone,
     }
 
 
@@ -167,7 +172,31 @@ def operator_from_document(d: dict[str, Any]) -> Operator:
         max_open=d["max_open"],
         teams=tuple(d["teams"]),
         password_hash=d["password_hash"],
+        locale=d.get("locale"),  # absent in operators stored before the web UI's preferences
+        time_zone=d.get("time_zone"),
         created_at=moment(d["created_at"]),
+    )
+
+
+def session_document(s: Session) -> dict[str, Any]:
+    return {
+        "_id": s.id,
+        "operator_id": s.operator_id,
+        "csrf_token": s.csrf_token,
+        "created_at": micros(s.created_at),
+        "expires_at": micros(s.expires_at),
+        "last_seen_at": micros(s.last_seen_at),
+    }
+
+
+def session_from_document(d: dict[str, Any]) -> Session:
+    return Session(
+        id=d["_id"],
+        operator_id=d["operator_id"],
+        csrf_token=d["csrf_token"],
+        created_at=moment(d["created_at"]),
+        expires_at=moment(d["expires_at"]),
+        last_seen_at=moment(d["last_seen_at"]),
     )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "OPERATORS",
     "OUTBOX",
     "ROUTING_OBJECTS",
+    "SESSIONS",
     "SYNC_STATE",
     "TIMERS",
     "UNPARSED",
@@ -43,6 +44,7 @@ UNPARSED = "unparsed"
 SYNC_STATE = "sync_state"
 ROUTING_OBJECTS = "routing_objects"
 TIMERS = "timers"
+SESSIONS = "sessions"
 
 _STRING = {"$type": "string"}
 _NEWEST = [("last_message_at", DESCENDING), ("_id", DESCENDING)]
@@ -112,6 +114,10 @@ INDEXES: Mapping[str, Sequence[IndexModel]] = {
     TIMERS: [
         IndexModel([("kind", ASCENDING), ("conversation_id", ASCENDING)], name="kind_conversation_unique", unique=True),
         IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),
+    ],
+    SESSIONS: [
+        IndexModel([("operator_id", ASCENDING)], name="by_operator"),
+        IndexModel([("expires_at", ASCENDING)], name="by_expiry"),
     ],
     OUTBOX: [
         IndexModel([("next_attempt_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),

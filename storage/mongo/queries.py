@@ -60,6 +60,9 @@ __all__ = [
     "operator_update",
     "retry_update",
     "secret_filter",
+    "expired_sessions_filter",
+    "sessions_of_filter",
+    "session_touch_update",
     "thread_filter",
     "token_filter",
 ]
@@ -262,6 +265,17 @@ def due_timers_filter(now: datetime) -> dict[str, Any]:
     return {"due_at": {"$lte": micros(now)}}
 
 
+def sessions_of_filter(operator_id: str, keep: str | None = None) -> dict[str, Any]:
+    query: dict[str, Any] = {"operator_id": _text(operator_id)}
+    if keep is not None:
+        query["_id"] = {"$ne": _text(keep)}
+    return query
+
+
+def expired_sessions_filter(now: datetime) -> dict[str, Any]:
+    return {"expires_at": {"$lte": micros(now)}}
+
+
 def claim_filter(now: datetime, exclude: Iterable[str] = ()) -> dict[str, Any]:
     """Jobs due and not leased at ``now``; ``exclude`` keeps one claiming pass from taking a job
     twice when the caller's lease ends no later than ``now``."""
@@ -274,6 +288,10 @@ def claim_filter(now: datetime, exclude: Iterable[str] = ()) -> dict[str, Any]:
 
 
 # updates
+
+
+def session_touch_update(last_seen_at: datetime, expires_at: datetime) -> dict[str, Any]:
+    return {"$set": {"last_seen_at": micros(last_seen_at), "expires_at": micros(expires_at)}}
 
 
 def claim_update(lease_until: datetime) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from inbox.domain import (
     Timer,
     Unparsed,
 )
+from inbox.domain import Session as OperatorSession  # ``Session`` here is the driver's client session
 from inbox.errors import Conflict, NotFound, StorageError, Unavailable
 from storage.base import ConversationFilter, Cursor, Page, Store
 from storage.mongo import documents as docs
@@ -69,6 +70,7 @@ from storage.mongo.indexes import (
     OPERATORS,
     OUTBOX,
     ROUTING_OBJECTS,
+    SESSIONS,
     SYNC_STATE,
     TIMERS,
     UNPARSED,
@@ -258,6 +260,37 @@ class MongoStore(Store):
             result = await self._c(OPERATORS).update_one(q.by_id(operator.id), q.operator_update(operator))
         if not result.matched_count:
             raise NotFound(f"operator {operator.id} not found")
+
+    # web UI sessions
+
+    async def create_session(self, session: OperatorSession) -> None:
+        with mapped_errors():
+            await self._c(SESSIONS).insert_one(docs.session_document(session))
+
+    async def session_by_token_hash(self, token_hash: str) -> OperatorSession | None:
+        return await self._one(SESSIONS, q.by_id(token_hash), docs.session_from_document)
+
+    async def touch_session(self, session_id: str, *, last_seen_at: datetime, expires_at: datetime) -> bool:
+        with mapped_errors():
+            result = await self._c(SESSIONS).update_one(
+                q.by_id(session_id), q.session_touch_update(last_seen_at, expires_at)
+            )
+        return result.matched_count > 0
+
+    async def delete_session(self, session_id: str) -> bool:
+        with mapped_errors():
+            deleted = await self._c(SESSIONS).delete_one(q.by_id(session_id))
+        return deleted.deleted_count > 0
+
+    async def delete_sessions_of(self, operator_id: str, *, keep: str | None = None) -> int:
+        with mapped_errors():
+            deleted = await self._c(SESSIONS).delete_many(q.sessions_of_filter(operator_id, keep))
+        return deleted.deleted_count
+
+    async def delete_expired_sessions(self, now: datetime) -> int:
+        with mapped_errors():
+            deleted = await self._c(SESSIONS).delete_many(q.expired_sessions_filter(now))
+        return deleted.deleted_count
 
     # contacts
 

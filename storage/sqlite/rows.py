@@ -22,6 +22,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Session,
     Timer,
     Unparsed,
 )
@@ -157,6 +158,8 @@ def operator_values(o: Operator) -> tuple[Any, ...]:
         o.max_open,
         json.dumps(list(o.teams)),
         o.password_hash,
+        o.locale,
+        o.time_zone,
     )
 
 
@@ -171,7 +174,20 @@ def operator_from_row(row: sqlite3.Row) -> Operator:
         max_open=row["max_open"],
         teams=tuple(json.loads(row["teams"])),
         password_hash=row["password_hash"],
+        locale=row["locale"],
+        time_zone=row["time_zone"],
         created_at=from_micros(row["created_at"]),
+    )
+
+
+def session_from_row(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        operator_id=row["operator_id"],
+        csrf_token=row["csrf_token"],
+        created_at=timestamps.from_micros(row["created_at"]),
+        expires_at=timestamps.from_micros(row["expires_at"]),
+        last_seen_at=timestamps.from_micros(row["last_seen_at"]),
     )
 
 

@@ -199,6 +199,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX timers_by_due ON timers (due_at, id);
     """,
+    # 5: web UI sign-in: server-side sessions (id = sha256 of the cookie token) and operator preferences
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        operator_id TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_operator ON sessions (operator_id);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+    ALTER TABLE operators ADD COLUMN locale TEXT;
+    ALTER TABLE operators ADD COLUMN time_zone TEXT;
+    """,
 )
 
 

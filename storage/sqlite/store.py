@@ -29,6 +29,7 @@ from inbox.domain import (
     Message,
     Operator,
     OutboxItem,
+    Session,
     Timer,
     Unparsed,
 )
@@ -47,6 +48,7 @@ from storage.sqlite.rows import (
     operator_values,
     outbox_from_row,
     page_of,
+    session_from_row,
     timer_from_row,
     to_micros,
     unparsed_from_row,
@@ -143,7 +145,7 @@ class SqliteStore(Store):
     async def create_operator(self, operator: Operator, token_hash: str) -> None:
         self._database.execute(
             "INSERT INTO operators (id, email, name, role, presence, focus_mode, max_open, teams,"
-            " password_hash, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " password_hash, locale, time_zone, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*operator_values(operator), token_hash, to_micros(operator.created_at)),
         )
 
@@ -171,11 +173,45 @@ class SqliteStore(Store):
     async def save_operator(self, operator: Operator) -> None:
         updated = self._database.execute(
             "UPDATE operators SET email = ?, name = ?, role = ?, presence = ?, focus_mode = ?,"
-            " max_open = ?, teams = ?, password_hash = ? WHERE id = ?",
+            " max_open = ?, teams = ?, password_hash = ?, locale = ?, time_zone = ? WHERE id = ?",
             (*operator_values(operator)[1:], operator.id),
         )
         if not updated:
             raise NotFound(f"operator {operator.id} not found")
+
+    # web UI sessions
+
+    async def create_session(self, session: Session) -> None:
+        self._database.execute(
+            "INSERT INTO sessions (id, operator_id, csrf_token, created_at, expires_at, last_seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                session.id,
+                session.operator_id,
+                session.csrf_token,
+                to_micros(session.created_at),
+                to_micros(session.expires_at),
+                to_micros(session.last_seen_at),
+            ),
+        )
+
+    async def session_by_token_hash(self, token_hash: str) -> Session | None:
+        row = self._database.row("SELECT * FROM sessions WHERE id = ?", (token_hash,))
+        return session_from_row(row) if row else None
+
+    async def touch_session(self, session_id: str, *, last_seen_at: datetime, expires_at: datetime) -> bool:
+        touched = "UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id = ?"
+        return self._database.execute(touched, (to_micros(last_seen_at), to_micros(expires_at), session_id)) > 0
+
+    async def delete_session(self, session_id: str) -> bool:
+        return self._database.execute("DELETE FROM sessions WHERE id = ?", (session_id,)) > 0
+
+    async def delete_sessions_of(self, operator_id: str, *, keep: str | None = None) -> int:
+        deleted = "DELETE FROM sessions WHERE operator_id = ? AND id IS NOT ?"
+        return self._database.execute(deleted, (operator_id, keep))
+
+    async def delete_expired_sessions(self, now: datetime) -> int:
+        return self._database.execute("DELETE FROM sessions WHERE expires_at <= ?", (to_micros(now),))
 
     # contacts
 

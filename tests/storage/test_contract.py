@@ -23,10 +23,11 @@ from inbox.domain import (
     OutboxItem,
     Priority,
     Role,
+    Session,
     Timer,
 )
 from inbox.errors import Conflict, NotFound, ValidationError
-from inbox.ids import new_id
+from inbox.ids import hash_secret, new_id, new_secret
 from storage.base import UNASSIGNED, ConversationFilter, Store
 
 
@@ -520,3 +521,79 @@ async def test_timers_one_per_kind_and_conversation_due_in_order(
     assert await store.cancel_timer("no_answer", first.id) is False
     await store.delete_timer(later.id)
     assert [t.id for t in await store.due_timers(now + timedelta(hours=1), limit=10)] == [other_kind.id]
+
+
+async def test_operator_locale_and_time_zone_round_trip(store: Store, clock: ManualClock) -> None:
+    operator = Operator(id=new_id(), email="ivan@example.com", name="Иван", locale="ru", created_at=clock.now())
+    await store.create_operator(operator, token_hash="t-ivan")
+    assert (await store.get_operator(operator.id)).locale == "ru"
+    assert (await store.get_operator(operator.id)).time_zone is None
+    changed = replace(operator, locale=None, time_zone="Europe/Moscow", password_hash="$argon2id$new")
+    await store.save_operator(changed)
+    assert await store.get_operator(operator.id) == changed
+    assert await store.operator_by_email("ivan@example.com") == changed
+
+
+def _session(clock: ManualClock, operator_id: str, **changes) -> Session:
+    now = clock.now()
+    session = Session(
+        id=hash_secret(new_secret("s")),
+        operator_id=operator_id,
+        csrf_token=new_secret("csrf"),
+        created_at=now,
+        expires_at=now + timedelta(days=14),
+        last_seen_at=now,
+    )
+    return replace(session, **changes)
+
+
+async def test_sessions_round_trip_touch_and_delete(store: Store, clock: ManualClock, operator: Operator) -> None:
+    session = _session(clock, operator.id)
+    await store.create_session(session)
+    assert await store.session_by_token_hash(session.id) == session
+    assert await store.session_by_token_hash(hash_secret("unknown")) is None
+    with pytest.raises(Conflict):
+        await store.create_session(replace(session, csrf_token="other"))
+
+    later = clock.advance(timedelta(hours=1))
+    assert await store.touch_session(session.id, last_seen_at=later, expires_at=later + timedelta(days=14)) is True
+    touched = await store.session_by_token_hash(session.id)
+    assert touched == replace(session, last_seen_at=later, expires_at=later + timedelta(days=14))
+    assert await store.touch_session("gone", last_seen_at=later, expires_at=later) is False
+
+    assert await store.delete_session(session.id) is True
+    assert await store.delete_session(session.id) is False
+    assert await store.session_by_token_hash(session.id) is None
+
+
+async def test_expired_sessions_are_returned_until_deleted(
+    store: Store, clock: ManualClock, operator: Operator
+) -> None:
+    now = clock.now()
+    expired = _session(clock, operator.id, expires_at=now - timedelta(seconds=1))
+    due_now = _session(clock, operator.id, expires_at=now)
+    alive = _session(clock, operator.id, expires_at=now + timedelta(microseconds=1))
+    for session in (expired, due_now, alive):
+        await store.create_session(session)
+    assert await store.session_by_token_hash(expired.id) == expired  # the caller judges expiry
+    assert await store.delete_expired_sessions(now) == 2
+    assert await store.session_by_token_hash(expired.id) is None
+    assert await store.session_by_token_hash(due_now.id) is None
+    assert await store.session_by_token_hash(alive.id) == alive
+
+
+async def test_delete_sessions_of_an_operator_keeps_one_and_spares_others(
+    store: Store, clock: ManualClock, operator: Operator, supervisor: Operator
+) -> None:
+    mine = [_session(clock, operator.id) for _ in range(3)]
+    theirs = _session(clock, supervisor.id)
+    for session in (*mine, theirs):
+        await store.create_session(session)
+    assert await store.delete_sessions_of(operator.id, keep=mine[0].id) == 2
+    assert await store.session_by_token_hash(mine[0].id) == mine[0]
+    assert [await store.session_by_token_hash(s.id) for s in mine[1:]] == [None, None]
+    assert await store.session_by_token_hash(theirs.id) == theirs
+    assert await store.delete_sessions_of(operator.id) == 1
+    assert await store.session_by_token_hash(mine[0].id) is None
+    assert await store.delete_sessions_of(operator.id) == 0
+    assert await store.session_by_token_hash(theirs.id) == theirs
