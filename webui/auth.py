@@ -1,4 +1,6 @@
 """Bearer-token authentication for the API: operators by their API token, channels by their key.
+Operators may also call it with the web UI's session cookie (:mod:`webui.sessions`) when they
+send no ``Authorization`` header at all.
 
 Successful look-ups are remembered for a few seconds: an inbound burst from one integration
 then costs one query, not one per message. A change to an operator (role, deletion) therefore
@@ -9,13 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from aiohttp import web
 
 from inbox.domain import Channel, Operator
 from inbox.ids import hash_secret
 from inbox.reads import InboxReads
+
+if TYPE_CHECKING:  # webui.sessions imports webui.keys, which imports this module
+    from webui.sessions import Sessions
 
 __all__ = ["TOKEN_CACHE_SECONDS", "TokenCache", "bearer_token", "channel_for", "operator_for"]
 
@@ -49,7 +54,13 @@ def bearer_token(request: web.Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def operator_for(request: web.Request, reads: InboxReads, cache: TokenCache[Operator]) -> Operator | None:
+async def operator_for(
+    request: web.Request, reads: InboxReads, cache: TokenCache[Operator], sessions: Sessions | None = None
+) -> Operator | None:
+    """A request that sends ``Authorization`` is judged by it alone: a wrong token never falls
+    back to a cookie. Without one, the session cookie counts, with its CSRF check."""
+    if "Authorization" not in request.headers:
+        return await sessions.api_operator(request) if sessions is not None else None
     token = bearer_token(request)
     return await cache.get(token, reads.operator_by_token) if token else None
 

@@ -6,7 +6,7 @@ The middleware is the one place where the error tree of :mod:`inbox.errors` meet
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,9 +22,17 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An HTTP-level refusal raised by the web layer itself (authentication, malformed input)."""
 
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers  # sent with the error, e.g. Retry-After on a 429
 
 
 _STATUS_OF: tuple[tuple[type[errors.InboxError], int], ...] = (
@@ -39,11 +47,18 @@ _STATUS_OF: tuple[tuple[type[errors.InboxError], int], ...] = (
 )
 
 
-def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> web.Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
-    headers = {"Retry-After": "5"} if status == 503 else None
+    if status == 503:
+        headers = {"Retry-After": "5", **(headers or {})}
     return web.json_response({"error": body}, status=status, headers=headers)
 
 
@@ -54,7 +69,7 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
     except errors.InboxError as exc:
         status = next(status for kind, status in _STATUS_OF if isinstance(exc, kind))
         if status >= 500:

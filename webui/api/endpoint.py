@@ -22,7 +22,7 @@ from inbox.errors import PermissionDenied
 from webui.api.schemas import Query
 from webui.auth import channel_for, operator_for
 from webui.errors import ApiError
-from webui.keys import CHANNEL_KEYS, OPERATOR_TOKENS, SERVICE
+from webui.keys import CHANNEL_KEYS, OPERATOR_TOKENS, SERVICE, SESSIONS
 
 __all__ = ["Call", "Endpoint", "Header", "json_response"]
 
@@ -78,7 +78,8 @@ class Endpoint:
         reads = request.app[SERVICE].reads
         operator = channel = None
         if self.auth == "operator":
-            operator = await operator_for(request, reads, request.app[OPERATOR_TOKENS])
+            sessions = request.config_dict.get(SESSIONS)
+            operator = await operator_for(request, reads, request.app[OPERATOR_TOKENS], sessions)
             if operator is None:
                 raise ApiError(401, "unauthorized", "a valid operator API token is required")
             if not operator.role.at_least(self.role):
