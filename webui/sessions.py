@@ -200,8 +200,7 @@ class Sessions:
     """Sign-in, sign-out, the current session, CSRF checks and password changes for the web UI.
 
     ``secure``: True or False forces the cookie's ``Secure`` attribute; None sets it when the
-    request came over TLS (``request.secure``). Building costs one argon2 hash, the dummy that
-    unknown emails are verified against.
+    request came over TLS (``request.secure``).
     """
 
     def __init__(
@@ -211,11 +210,19 @@ class Sessions:
         self._by_email = _Throttle()
         self._by_address = _Throttle()
         self._hashing = asyncio.Semaphore(_HASHING_AT_ONCE)
-        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+        self._dummy_hash: str | None = None
+        """What unknown emails are verified against; made at start-up (:func:`setup_sessions`), so
+        building the app for a command costs no argon2 hash."""
 
     @property
     def ttl(self) -> timedelta:
         return self._ttl
+
+    async def dummy_hash(self) -> str:
+        if self._dummy_hash is None:
+            async with self._hashing:
+                self._dummy_hash = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16))
+        return self._dummy_hash
 
     # signing in and out
 
@@ -232,7 +239,8 @@ class Sessions:
                 return False
             operator = await self._store.operator_by_email(email)
             stored = operator.password_hash if operator is not None else None
-            if not await self._verify(stored or self._dummy_hash, password) or operator is None or stored is None:
+            right = await self._verify(stored or await self.dummy_hash(), password)  # verified either way
+            if not right or operator is None or stored is None:
                 return False
             found.append(operator)
             return True
@@ -402,10 +410,16 @@ class Sessions:
 
 
 def setup_sessions(app: web.Application, sessions: Sessions) -> None:
-    """Puts ``sessions`` on the app (the REST API then accepts the cookie too) and adds the
+    """Puts ``sessions`` on the app (the REST API then accepts the cookie too), makes the dummy
+    hash at start-up, so the first unknown email is not slower than the rest, and adds the
     middleware that sends a slid cookie again. Call before the app starts; the middleware goes
     last, so it sees the request after any proxy middleware has rewritten it."""
     app[SESSIONS] = sessions
+
+    async def make_dummy_hash(_: web.Application) -> None:
+        await sessions.dummy_hash()
+
+    app.on_startup.append(make_dummy_hash)
 
     @web.middleware
     async def refresh_session_cookie(
