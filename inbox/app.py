@@ -35,6 +35,7 @@ from storage import open_store
 from storage.base import Store
 from storage.blobs import BlobStore, FileBlobStore
 from webui.app import create_web_app
+from webui.sessions import Sessions, setup_sessions
 
 __all__ = ["Inbox", "build", "connector_context", "offline"]
 
@@ -79,6 +80,7 @@ def build(
     blobs = FileBlobStore(settings.data_dir / "blobs")
     router = Router(service, clock)
     web_app = create_web_app(service, blobs, router, max_body_bytes=settings.max_body_bytes, version=__version__)
+    setup_sessions(web_app, Sessions(store, clock))
     inbox: Inbox
     hub = ConnectorHub(lambda channel: connector_context(inbox, channel), overrides=connectors)
     dispatcher = OutboxDispatcher(store, bus, hub.deliver, clock=clock)
