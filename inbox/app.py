@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import ClientSession, web
 
@@ -35,6 +36,7 @@ from storage import open_store
 from storage.base import Store
 from storage.blobs import BlobStore, FileBlobStore
 from webui.app import create_web_app
+from webui.live import setup_live
 from webui.sessions import Sessions, setup_sessions
 
 __all__ = ["Inbox", "build", "connector_context", "offline"]
@@ -72,7 +74,9 @@ def build(
     connectors: Mapping[str, type[Connector]] | None = None,
     store: Store | None = None,
     on_admin_created: Callable[[NewOperator], None] | None = None,
+    live_options: Mapping[str, Any] | None = None,
 ) -> Inbox:
+    """``live_options`` tune the live hub (:func:`webui.live.setup_live`), for tests."""
     clock = clock or SystemClock()
     store = store or open_store(settings.effective_database_url, sqlite_durability=settings.sqlite_durability)
     bus = EventBus()
@@ -107,6 +111,7 @@ def build(
             _dispatcher(inbox),
         ]
     )
+    setup_live(web_app, bus, **(live_options or {}))  # after routing: it hears routing's decisions as published
     return inbox
 
 

@@ -26,7 +26,7 @@ from inbox.config import load_settings
 from inbox.domain import Role
 from inbox.events import Event, EventBus, OperatorUpdated
 from tests.fakes import RecordingConnector
-from webui.live import PATH, LiveHub, setup_live
+from webui.live import LIVE, PATH, LiveHub
 
 WAIT = 5.0  # seconds a frame may take before the test fails (a bound, never an assertion)
 
@@ -113,8 +113,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         async def start(**options: Any) -> Live:
             RecordingConnector.reset()
             overrides = {"data_dir": tmp_path, "max_body_bytes": 64 * 1024, "smtp_port": 0}
-            inbox = build(load_settings(overrides=overrides, environ={}), connectors={"test": RecordingConnector})
-            hub = setup_live(inbox.web, inbox.bus, **options)
+            settings = load_settings(overrides=overrides, environ={})
+            inbox = build(settings, connectors={"test": RecordingConnector}, live_options=options)
+            hub = inbox.web[LIVE]
             client = await stack.enter_async_context(TestClient(TestServer(inbox.web)))
             admin = await add_operator(inbox.store, email="boss@example.com", name="Boss", role=Role.ADMIN)
             operator = await add_operator(inbox.store, email="olga@example.com", name="Olga")

@@ -51,6 +51,27 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str
                 "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {}}}},
             }
         },
+        "/api/v1/ws": {
+            "get": {
+                "operationId": "live",
+                "summary": "Live events over a WebSocket, resumable by sequence number",
+                "description": (
+                    'Send `{"type": "hello", "after": <last seq or null>, "stream": <id or null>}`; the server'
+                    ' replays what was missed, then answers `{"type": "ready", "seq", "stream"}` (or `reset`:'
+                    " reload over REST) and pushes frames `{seq, type, conversation?, message?, operator?}`."
+                    ' `{"type": "presence", "presence": "online"|"away"}` sets presence. Operator token or'
+                    " session cookie; a foreign Origin is refused."
+                ),
+                "tags": ["live"],
+                "security": [{"operatorToken": []}],
+                "responses": {
+                    "101": {"description": "switching to the WebSocket protocol"},
+                    "400": {"description": "not a WebSocket request"},
+                    "401": {"description": "missing or wrong token or session"},
+                    "403": {"description": "a foreign Origin"},
+                },
+            }
+        },
     }
     for endpoint in endpoints:
         operation: dict[str, Any] = {
