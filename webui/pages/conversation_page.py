@@ -1,0 +1,108 @@
+"""``GET /conversations/{id}``: one conversation with its messages, its contact and the controls.
+
+The page only shows; every change (reply, note, assignment, status, priority, tags) is a call
+of the page's script to the REST API, which checks the operator's rights again. Focus mode
+holds by URL: another operator's conversation answers with a 403 page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from inbox.domain import Direction, Message, MessageKind, Operator, Role
+from inbox.errors import NotFound
+from webui.keys import SERVICE
+from webui.pages.context import in_focus
+from webui.pages.mailframe import has_remote_images, srcdoc
+from webui.pages.page import Page, operator_page
+
+__all__ = ["MAX_MESSAGES", "conversation_page"]
+
+MAX_MESSAGES = 500
+"""Messages shown at once; a longer conversation links to the rest."""
+_BATCH = 100
+_ID = re.compile(r"^[0-9a-z]{26}$")
+_CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    message: Message
+    style: str
+    """inbound, outbound, auto_reply, note or system: what the page shows differently."""
+    author: str | None
+    frame: str | None
+    """The sandboxed frame's document for an HTML mail."""
+    remote_images: bool
+    """The mail has remote images that are (still) held back."""
+
+
+def _style(message: Message) -> str:
+    if message.kind is MessageKind.MESSAGE:
+        return "inbound" if message.direction is Direction.IN else "outbound"
+    return str(message.kind)
+
+
+def _author(message: Message, contact_name: str | None, operators: dict[str, Operator]) -> str | None:
+    if message.direction is Direction.IN:
+        sender = message.extras.get("sender")
+        if isinstance(sender, dict) and sender.get("name"):
+            return str(sender["name"])
+        return contact_name
+    operator = operators.get(message.author_id or "")
+    return operator.name if operator else None
+
+
+def _view(message: Message, contact_name: str | None, operators: dict[str, Operator], images: bool) -> MessageView:
+    frame = srcdoc(message.html, remote_images=images) if message.html else None
+    return MessageView(
+        message=message,
+        style=_style(message),
+        author=_author(message, contact_name, operators),
+        frame=frame,
+        remote_images=bool(message.html) and not images and has_remote_images(message.html or ""),
+    )
+
+
+@operator_page()
+async def conversation_page(page: Page) -> web.StreamResponse:
+    conversation_id = page.request.match_info["id"]
+    if not _ID.match(conversation_id):
+        raise NotFound(conversation_id)
+    cursor = page.request.query.get("after") or None
+    if cursor is not None and not _CURSOR.match(cursor):
+        return page.error(400)
+    service = page.request.app[SERVICE]
+    reads = service.reads
+    conversation, contact = await reads.conversation(conversation_id)
+    if in_focus(page.request, page.operator) and conversation.assignee_id != page.operator.id:
+        return page.error(403, page.gettext("In focus mode you see only the conversations assigned to you."))
+    messages: list[Message] = []
+    while len(messages) < MAX_MESSAGES:
+        batch = await reads.messages(conversation.id, limit=_BATCH, cursor=cursor)
+        messages.extend(batch.items)
+        cursor = batch.next_cursor
+        if cursor is None:
+            break
+    operators = {o.id: o for o in await reads.operators()}
+    images = page.request.query.get("images") == "1"
+    views = [_view(m, contact.name, operators, images) for m in messages]
+    channel = await service.channel(conversation.channel_id)
+    assignee = operators.get(conversation.assignee_id or "")
+    return page.render(
+        "conversation.html",
+        conversation=conversation,
+        contact=contact,
+        channel=channel,
+        assignee=assignee,
+        messages=views,
+        later_url=f"/conversations/{conversation.id}?after={cursor}" if cursor else None,
+        images=images,
+        any_remote_images=any(v.remote_images for v in views),
+        may_assign_others=page.operator.role.at_least(Role.SUPERVISOR),
+        operators=sorted(operators.values(), key=lambda o: o.name.casefold()),
+        operator_names=list(operators.values()),
+    )
