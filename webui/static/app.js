@@ -559,11 +559,19 @@
     if (!form) return null;
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
-      const changes = {
-        locale: form.elements.locale.value || null,
-        time_zone: form.elements.time_zone.value || null,
-        focus_mode: form.elements.focus_mode.checked,
-      };
+      // only what changed: each field is then refused or saved on its own merits
+      const changes = {};
+      const initial = (select) => (Array.from(select.options).find((o) => o.defaultSelected) || select.options[0]).value;
+      for (const name of ["locale", "time_zone"]) {
+        const select = form.elements[name];
+        if (select.value !== initial(select)) changes[name] = select.value || null;
+      }
+      const focus = form.elements.focus_mode;
+      if (focus.checked !== focus.defaultChecked) changes.focus_mode = focus.checked;
+      if (!Object.keys(changes).length) {
+        showStatus(status, t("saved", "Saved"), false);
+        return;
+      }
       showStatus(status, "…", false);
       try {
         await api("PATCH", "/api/v1/operators/" + encodeURIComponent(operatorId), changes);
