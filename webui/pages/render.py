@@ -4,8 +4,9 @@ security headers every page carries.
 One environment per locale (not one whose gettext is swapped per render) keeps each render
 free of shared mutable state; two languages cost two template caches.
 
-Every value reaches the markup through autoescaping: templates never use ``|safe``, and the
-only markup built in Python is constant (see :mod:`webui.pages.icons`).
+Every value reaches the markup through autoescaping: templates never use ``|safe``, and no
+markup is built in Python except the email frame's document (:mod:`webui.pages.mailframe`),
+which the template writes as an attribute value, so it is quoted like any other text.
 """
 
 from __future__ import annotations
