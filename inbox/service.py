@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inbox.clock import Clock, SystemClock
 from inbox.domain import (
@@ -492,14 +493,26 @@ class InboxService:
         max_open: int | None | _Unchanged = UNCHANGED,
         focus_mode: bool | _Unchanged = UNCHANGED,
         teams: tuple[str, ...] | _Unchanged = UNCHANGED,
+        locale: str | None | _Unchanged = UNCHANGED,
+        time_zone: str | None | _Unchanged = UNCHANGED,
     ) -> Operator:
-        """Operators set their own presence and focus mode; caps and teams are a supervisor's to set."""
+        """Operators set their own presence, focus mode, language and time zone; caps and teams
+        are a supervisor's to set."""
         operator = await self.store.get_operator(operator_id)
         own_settings = actor.id == operator_id and isinstance(max_open, _Unchanged) and isinstance(teams, _Unchanged)
         if not (own_settings or actor.role.at_least(Role.SUPERVISOR)):
             raise PermissionDenied("only supervisors change other operators, caps and teams")
         updated = operator
-        for name, value in (("presence", presence), ("max_open", max_open), ("focus_mode", focus_mode)):
+        if not isinstance(time_zone, _Unchanged) and time_zone is not None:
+            _check_time_zone(time_zone)
+        settings = {
+            "presence": presence,
+            "max_open": max_open,
+            "focus_mode": focus_mode,
+            "locale": locale,
+            "time_zone": time_zone,
+        }
+        for name, value in settings.items():
             if not isinstance(value, _Unchanged):
                 updated = replace(updated, **{name: value})
         if not isinstance(teams, _Unchanged):
@@ -595,6 +608,13 @@ def _reopened_by_customer(conversation: Conversation, now: datetime) -> tuple[Co
         if getattr(updated, name) != getattr(conversation, name)
     )
     return updated, (*changed, "last_message_at", "last_inbound_at")
+
+
+def _check_time_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone {name!r}") from None
 
 
 def _system_event(

@@ -18,6 +18,7 @@ from webui.api.routing import ROUTING_ENDPOINTS
 from webui.auth import TokenCache
 from webui.errors import error_middleware
 from webui.keys import BLOBS, CHANNEL_KEYS, MAX_BODY_BYTES, OPERATOR_TOKENS, ROUTER, SERVICE
+from webui.pages import setup_pages
 
 __all__ = ["create_web_app"]
 
@@ -48,4 +49,5 @@ def create_web_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_routes([endpoint.route() for endpoint in endpoints])
+    setup_pages(app)
     return app

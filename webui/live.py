@@ -65,7 +65,7 @@ from routing.router import Router
 from webui.api.schemas import ConversationOut, MessageOut, OperatorOut
 from webui.auth import operator_for
 from webui.errors import ApiError
-from webui.keys import OPERATOR_TOKENS, ROUTER, SERVICE
+from webui.keys import OPERATOR_TOKENS, ROUTER, SERVICE, SESSIONS
 
 __all__ = ["CLOSE_LAGGING", "CLOSE_UNAUTHORIZED", "LIVE", "PATH", "Frame", "LiveHub", "setup_live"]
 
@@ -430,7 +430,9 @@ class _Connection:
         expired session is noticed here too."""
         request = self.request
         try:
-            operator = await operator_for(request, request.app[SERVICE].reads, request.app[OPERATOR_TOKENS])
+            operator = await operator_for(
+                request, request.app[SERVICE].reads, request.app[OPERATOR_TOKENS], request.config_dict.get(SESSIONS)
+            )
         except InboxError as exc:  # the store is unavailable: keep the last answer, ask again next time
             log.warning("live: could not re-check operator %s: %r", self.operator.id, exc)
             return True
@@ -500,7 +502,9 @@ def _error(code: str, message: str, exc: PydanticValidationError | None = None) 
 async def _authenticate(request: web.Request) -> Operator:
     """The REST API's own check (:func:`webui.auth.operator_for`), so sessions reach pages here
     too. No ``?token=``: a token in a URL ends up in access logs and browser history."""
-    operator = await operator_for(request, request.app[SERVICE].reads, request.app[OPERATOR_TOKENS])
+    operator = await operator_for(
+        request, request.app[SERVICE].reads, request.app[OPERATOR_TOKENS], request.config_dict.get(SESSIONS)
+    )
     if operator is None:
         raise ApiError(401, "unauthorized", "a valid operator API token is required")
     return operator

@@ -91,6 +91,10 @@ class OperatorPatch(Request):
     max_open: Annotated[int, Field(ge=0, le=10_000)] | None = None
     focus_mode: bool | None = None
     teams: Annotated[list[TeamRef], Field(max_length=50)] | None = None
+    locale: Literal["en", "ru"] | None = Field(default=None, description="the page language; null follows the browser")
+    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="an IANA zone for dates on pages; null follows the browser"
+    )
 
 
 class HoursIn(Request):
@@ -359,6 +363,8 @@ class OperatorOut(BaseModel):
     focus_mode: bool
     max_open: int | None
     teams: list[str]
+    locale: str | None
+    time_zone: str | None
 
     @classmethod
     def of(cls, o: Operator) -> OperatorOut:
@@ -371,6 +377,8 @@ class OperatorOut(BaseModel):
             focus_mode=o.focus_mode,
             max_open=o.max_open,
             teams=list(o.teams),
+            locale=o.locale,
+            time_zone=o.time_zone,
         )
 
 
