@@ -37,6 +37,7 @@ async def test_message_arrives_live_then_reply_note_assign_resolve(browser: Brow
     await olga.get_by_test_id("reply-text").press("Control+Enter")
     outbound = olga.locator('[data-testid="message"][data-message-style="outbound"]')
     await expect(outbound).to_have_count(1)
+    await expect(olga.get_by_test_id("needs-answer")).to_be_hidden()  # answered: the header follows live
     await expect(outbound.get_by_test_id("delivery")).to_have_attribute("data-delivery-status", "sent")
 
     await olga.get_by_test_id("reply-kind-note").check()

@@ -424,6 +424,8 @@
         const button = document.querySelector('[data-action="' + name + '"]');
         if (button) button.hidden = hidden;
       };
+      const needsAnswer = document.querySelector('.conv-meta [data-testid="needs-answer"], #conversation-needs-answer');
+      if (needsAnswer) needsAnswer.hidden = !conversation.waiting_since; // answered: the marker goes
       hide("assign-me", conversation.assignee_id === operatorId);
       hide("unassign", !conversation.assignee_id);
       hide("resolve", conversation.status === "resolved");
