@@ -27,7 +27,7 @@ from inbox.accounts import NewOperator, add_operator
 from inbox.clock import Clock, SystemClock
 from inbox.config import Settings
 from inbox.domain import Channel, ChannelKind, DeliveryStatus, Role, Unparsed
-from inbox.events import Event, EventBus, MessageCreated
+from inbox.events import DeliveryUpdated, Event, EventBus, MessageCreated
 from inbox.ids import new_id
 from inbox.outbox import OutboxDispatcher
 from inbox.service import InboxService
@@ -207,7 +207,10 @@ def _routing(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
 def _dispatcher(inbox: Inbox) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(_: web.Application) -> AsyncIterator[None]:
         async def wake_on_reply(_: int, event: Event) -> None:
-            if isinstance(event, MessageCreated) and event.message.delivery_status is DeliveryStatus.QUEUED:
+            if (
+                isinstance(event, MessageCreated | DeliveryUpdated)
+                and event.message.delivery_status is DeliveryStatus.QUEUED
+            ):
                 inbox.dispatcher.wake()
 
         unsubscribe = inbox.bus.subscribe(wake_on_reply)

@@ -374,6 +374,22 @@ class InboxService:
             raise Conflict("this Idempotency-Key was already used for a different message")
         return Sent(await self.store.get_conversation(conversation_id), message, duplicate=True)
 
+    async def resend(self, message_id: str) -> Message:
+        """Queues a failed reply again (the operator's one-click resend): a new delivery job, the
+        status back to queued; a message that has not failed is a ``Conflict``, so a double click
+        sends once."""
+        message = await self.store.get_message(message_id)
+        if message.direction is not Direction.OUT or message.kind not in (MessageKind.MESSAGE, MessageKind.AUTO_REPLY):
+            raise ValidationError("only replies are sent, so only replies can be resent")
+        now = self.clock.now()
+        job = OutboxItem(
+            id=new_id(), message_id=message.id, channel_id=message.channel_id, next_attempt_at=now, created_at=now
+        )
+        queued = await self.store.requeue_message(job)
+        await self.store.durable()
+        await self.bus.publish(DeliveryUpdated(message=queued))
+        return queued
+
     async def record_delivery(self, message_id: str, status: DeliveryStatus, error: str | None = None) -> Message:
         """A channel's later word on a message we sent: a bounce, a delivery or read receipt."""
         message = await self.store.set_delivery_status(message_id, status, error)

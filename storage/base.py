@@ -356,3 +356,9 @@ class Store(ABC):
 
     @abstractmethod
     async def pending_outbox_count(self) -> int: ...
+
+    @abstractmethod
+    async def requeue_message(self, item: OutboxItem) -> Message:
+        """A failed outbound message is queued again (status ``queued``, error cleared) with the new
+        delivery job ``item``, atomically; ``Conflict`` if the message is not ``failed`` (so two
+        clicks on "resend" send it once), ``NotFound`` if there is no such message."""

@@ -41,7 +41,10 @@ __all__ = [
     "after",
     "by_id",
     "claim_filter",
+    "FAILED_AGAIN_UPDATE",
+    "REQUEUE_UPDATE",
     "claim_update",
+    "failed_message_filter",
     "due_timers_filter",
     "routing_kind_filter",
     "routing_object_id",
@@ -274,6 +277,14 @@ def sessions_of_filter(operator_id: str, keep: str | None = None) -> dict[str, A
 
 def expired_sessions_filter(now: datetime) -> dict[str, Any]:
     return {"expires_at": {"$lte": micros(now)}}
+
+
+REQUEUE_UPDATE: dict[str, Any] = {"$set": {"delivery_status": "queued", "delivery_error": None}}
+FAILED_AGAIN_UPDATE: dict[str, Any] = {"$set": {"delivery_status": "failed"}}
+
+
+def failed_message_filter(message_id: str) -> dict[str, Any]:
+    return {"_id": _text(message_id), "delivery_status": "failed"}
 
 
 def claim_filter(now: datetime, exclude: Iterable[str] = ()) -> dict[str, Any]:

@@ -652,6 +652,26 @@ class MongoStore(Store):
             raise NotFound(f"message {item.message_id} not found")
         return docs.message_from_document(document)
 
+    async def requeue_message(self, item: OutboxItem) -> Message:
+        """The message is switched first, conditionally, so a second resend finds it queued and
+        stops; if the job cannot be stored the message goes back to failed."""
+        with mapped_errors():
+            document = await self._c(MESSAGES).find_one_and_update(
+                q.failed_message_filter(item.message_id),
+                q.REQUEUE_UPDATE,
+                return_document=ReturnDocument.AFTER,
+            )
+            if document is None:
+                if await self._c(MESSAGES).find_one(q.by_id(item.message_id), {"_id": 1}) is None:
+                    raise NotFound(f"message {item.message_id} not found")
+                raise Conflict(f"message {item.message_id} has not failed; nothing to resend")
+            try:
+                await self._c(OUTBOX).insert_one(docs.outbox_document(item))
+            except BaseException:
+                await self._c(MESSAGES).update_one(q.by_id(item.message_id), q.FAILED_AGAIN_UPDATE)
+                raise
+        return docs.message_from_document(document)
+
     async def retry_outbox(self, item: OutboxItem, *, next_attempt_at: datetime, error: str) -> None:
         with mapped_errors():
             await self._c(OUTBOX).update_one(q.by_id(item.id), q.retry_update(next_attempt_at, error))

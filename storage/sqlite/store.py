@@ -33,7 +33,7 @@ from inbox.domain import (
     Timer,
     Unparsed,
 )
-from inbox.errors import NotFound
+from inbox.errors import Conflict, NotFound
 from storage.base import SEARCHABLE_KINDS, UNASSIGNED, ConversationFilter, Cursor, Page, Store
 from storage.sqlite.database import Database
 from storage.sqlite.rows import (
@@ -449,19 +449,7 @@ class SqliteStore(Store):
                 message_values(message),
             )
             if outbox is not None:
-                db.execute(
-                    "INSERT INTO outbox (id, message_id, channel_id, attempts, next_attempt_at,"
-                    " last_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        outbox.id,
-                        outbox.message_id,
-                        outbox.channel_id,
-                        outbox.attempts,
-                        to_micros(outbox.next_attempt_at),
-                        outbox.last_error,
-                        to_micros(outbox.created_at),
-                    ),
-                )
+                _insert_outbox(db, outbox)
         searchable = [message.text] if message.kind in SEARCHABLE_KINDS else []
         if new_conversation:  # one row makes the subject and the contact's name findable too
             contact = self._database.row("SELECT name FROM contacts WHERE id = ?", (conversation.contact_id,))
@@ -638,6 +626,20 @@ class SqliteStore(Store):
             raise NotFound(f"message {item.message_id} not found")
         return message_from_row(row)
 
+    async def requeue_message(self, item: OutboxItem) -> Message:
+        with self._database.unit() as db:
+            row = db.execute(
+                "UPDATE messages SET delivery_status = 'queued', delivery_error = NULL"
+                " WHERE id = ? AND delivery_status = 'failed' RETURNING *",
+                (item.message_id,),
+            ).fetchone()
+            if row is None:
+                if db.execute("SELECT 1 FROM messages WHERE id = ?", (item.message_id,)).fetchone() is None:
+                    raise NotFound(f"message {item.message_id} not found")
+                raise Conflict(f"message {item.message_id} has not failed; nothing to resend")
+            _insert_outbox(db, item)
+        return message_from_row(row)
+
     async def retry_outbox(self, item: OutboxItem, *, next_attempt_at: datetime, error: str) -> None:
         self._database.execute(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, leased_until = 0,"
@@ -648,3 +650,19 @@ class SqliteStore(Store):
     async def pending_outbox_count(self) -> int:
         row = self._database.row("SELECT count(*) FROM outbox")
         return int(row[0]) if row else 0
+
+
+def _insert_outbox(db: sqlite3.Connection, item: OutboxItem) -> None:
+    db.execute(
+        "INSERT INTO outbox (id, message_id, channel_id, attempts, next_attempt_at, last_error, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            item.id,
+            item.message_id,
+            item.channel_id,
+            item.attempts,
+            to_micros(item.next_attempt_at),
+            item.last_error,
+            to_micros(item.created_at),
+        ),
+    )

@@ -23,6 +23,7 @@ from inbox.accounts import NewOperator, add_channel, add_operator
 from inbox.app import Inbox, build
 from inbox.config import load_settings
 from inbox.domain import Role
+from tests.fakes import RecordingConnector
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
@@ -55,7 +56,8 @@ class Site:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     settings = load_settings(overrides={"data_dir": tmp_path, "smtp_port": 0}, environ={})
-    inbox = build(settings)
+    RecordingConnector.reset()
+    inbox = build(settings, connectors={"test": RecordingConnector})
     server = TestServer(inbox.web, host="127.0.0.1")
     await server.start_server()
     try:

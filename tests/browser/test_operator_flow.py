@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, expect
 
+from inbox.accounts import add_channel
 from tests.browser.conftest import Site, screenshot, signed_in
+from tests.fakes import RecordingConnector, inbound
 
 
 async def test_message_arrives_live_then_reply_note_assign_resolve(browser: Browser, site: Site) -> None:
@@ -84,3 +86,20 @@ async def test_a_browser_in_russian_gets_russian_before_any_setting(browser: Bro
     page = await context.new_page()
     await page.goto(f"{site.url}/login")
     await expect(page.get_by_test_id("login-submit")).to_have_text("Войти")
+
+
+async def test_a_failed_reply_shows_its_reason_and_resends_with_one_click(browser: Browser, site: Site) -> None:
+    recorder = await add_channel(site.inbox.store, kind="test", name="Recorder")
+    received = await site.inbox.service.receive(inbound(recorder.channel.id, "m1", text="Ответьте, пожалуйста"))
+    RecordingConnector.failures, RecordingConnector.permanent = 1, True
+    page = await signed_in(browser, site, site.operator)
+    await page.goto(f"{site.url}/conversations/{received.conversation.id}")
+    await page.get_by_test_id("reply-text").fill("Отвечаем")
+    await page.get_by_test_id("reply-send").click()
+    delivery = page.locator('[data-message-style="outbound"]').get_by_test_id("delivery")
+    await expect(delivery).to_have_attribute("data-delivery-status", "failed")
+    await expect(delivery.get_by_test_id("delivery-error")).to_have_text("peer unavailable")
+    await delivery.get_by_test_id("resend").click()
+    await expect(delivery).to_have_attribute("data-delivery-status", "delivered")
+    await expect(delivery.get_by_test_id("resend")).to_be_hidden()
+    assert [sent.message.text for sent in RecordingConnector.sent] == ["Отвечаем"]

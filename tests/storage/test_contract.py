@@ -597,3 +597,31 @@ async def test_delete_sessions_of_an_operator_keeps_one_and_spares_others(
     assert await store.session_by_token_hash(mine[0].id) is None
     assert await store.delete_sessions_of(operator.id) == 0
     assert await store.session_by_token_hash(theirs.id) == theirs
+
+
+async def test_requeue_message_only_a_failed_one_and_only_once(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    conversation, _ = await _start(store, clock, channel)
+    reply = _message(
+        clock, conversation, "Ответ", direction=Direction.OUT, external_id=None, delivery_status=DeliveryStatus.QUEUED
+    )
+    job = OutboxItem(
+        id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(), created_at=clock.now()
+    )
+    await store.append_message(conversation, reply, new_conversation=False, outbox=job)
+    (claimed,) = await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=1), limit=5)
+    await store.finish_outbox(claimed, status=DeliveryStatus.FAILED, error="550 no such user")
+    again = OutboxItem(
+        id=new_id(), message_id=reply.id, channel_id=channel.id, next_attempt_at=clock.now(), created_at=clock.now()
+    )
+    queued = await store.requeue_message(again)
+    assert queued.delivery_status is DeliveryStatus.QUEUED and queued.delivery_error is None
+    with pytest.raises(Conflict):
+        await store.requeue_message(replace(again, id=new_id()))
+    assert [
+        item.id
+        for item in await store.claim_outbox(now=clock.now(), lease_until=clock.now() + timedelta(minutes=1), limit=5)
+    ] == [again.id]
+    with pytest.raises(NotFound):
+        await store.requeue_message(replace(again, id=new_id(), message_id=new_id()))

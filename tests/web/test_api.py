@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+from inbox.accounts import add_channel
 from inbox.domain import ConversationStatus
 from storage.base import ConversationFilter
+from tests.fakes import RecordingConnector, inbound
 from tests.web.conftest import Api
 
 
@@ -329,3 +331,34 @@ async def test_timezone_less_snooze_and_forged_cursors_are_client_errors(api: Ap
                 422,
                 "invalid",
             )
+
+
+async def _delivery(api: Api, message_id: str, until: str) -> str:
+    for _ in range(250):  # the dispatcher works in the background of the live app
+        status = (await api.inbox.store.get_message(message_id)).delivery_status.value
+        if status == until:
+            break
+        await asyncio.sleep(0.02)
+    return status
+
+
+async def test_a_failed_reply_is_resent_once_with_one_click(api: Api) -> None:
+    channel = await add_channel(api.inbox.store, kind="test", name="Recorder")
+    received = await api.inbox.service.receive(inbound(channel.channel.id, "m1"))
+    RecordingConnector.failures, RecordingConnector.permanent = 1, True
+    olga = api.auth(api.operator_token)
+    posted = await api.client.post(
+        f"/api/v1/conversations/{received.conversation.id}/messages", json={"text": "Ответ"}, headers=olga
+    )
+    message_id = (await posted.json())["id"]
+    assert await _delivery(api, message_id, "failed") == "failed"
+    failed = await (await api.client.get(f"/api/v1/conversations/{received.conversation.id}", headers=olga)).json()
+    assert failed["messages"]["items"][-1]["delivery"]["error"] == "peer unavailable"
+    resent = await api.client.post(f"/api/v1/messages/{message_id}/resend", headers=olga)
+    assert resent.status == 200 and (await resent.json())["delivery"]["status"] in ("queued", "sent")
+    assert await _delivery(api, message_id, "delivered") == "delivered"  # the recording peer confirms delivery
+    assert [m.message.id for m in RecordingConnector.sent] == [message_id]
+    again = await api.client.post(f"/api/v1/messages/{message_id}/resend", headers=olga)
+    assert again.status == 409  # nothing failed: a second click sends nothing
+    inbound_id = received.message.id
+    assert (await api.client.post(f"/api/v1/messages/{inbound_id}/resend", headers=olga)).status == 422

@@ -174,6 +174,12 @@ async def download_attachment(request: web.Request, call: Call) -> web.Response:
     return download(data, filename=attachment.filename, content_type=attachment.content_type)
 
 
+async def resend_message(request: web.Request, call: Call) -> web.Response:
+    message = await request.app[SERVICE].reads.message(request.match_info["id"])
+    await _visible_conversation(request, call.actor, message.conversation_id)
+    return json_response(s.MessageOut.of(await request.app[SERVICE].resend(message.id)))
+
+
 async def download_unparsed(request: web.Request, call: Call) -> web.Response:
     record = await request.app[SERVICE].reads.unparsed(request.match_info["id"])
     data = await request.app[BLOBS].get(record.raw_sha256)
@@ -320,6 +326,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         role=Role.ADMIN,
         summary="The raw bytes of a quarantined item, as received (admins), as a download",
         responses={200: ("the raw bytes", bytes), **errors(400, 401, 403), **NOT_FOUND},
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/messages/{id}/resend",
+        handler=resend_message,
+        tag="conversations",
+        summary="Send a failed reply again (a new delivery attempt; the status goes back to queued)",
+        responses={
+            200: ("queued again", s.MessageOut),
+            409: ("the message has not failed", s.ErrorOut),
+            **WRITE,
+            **NOT_FOUND,
+        },
     ),
     Endpoint(
         method="GET",

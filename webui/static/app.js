@@ -472,7 +472,12 @@
       label.setAttribute("data-testid", "delivery-status");
       const failure = el("span", "delivery-error");
       failure.setAttribute("data-testid", "delivery-error");
-      node.append(label, " ", failure);
+      const resend = el("button", "resend", t("resend", "Resend"));
+      resend.type = "button";
+      resend.dataset.action = "resend";
+      resend.dataset.messageId = message.id;
+      resend.setAttribute("data-testid", "resend");
+      node.append(label, " ", failure, " ", resend);
       fillDelivery(node, message.delivery);
       return node;
     }
@@ -485,6 +490,30 @@
       const failure = node.querySelector('[data-testid="delivery-error"]');
       failure.textContent = delivery.error || "";
       failure.hidden = !delivery.error;
+      const resend = node.querySelector('[data-action="resend"]');
+      if (resend) {
+        resend.hidden = delivery.status !== "failed";
+        resend.disabled = false;
+      }
+    }
+
+    // one click queues a failed reply again; the delivery.updated frame then shows its progress
+    const messageList = document.querySelector('[data-testid="message-list"]');
+    if (messageList) {
+      messageList.addEventListener("click", async function (event) {
+        const button = event.target instanceof Element ? event.target.closest('button[data-action="resend"]') : null;
+        if (!button) return;
+        button.disabled = true;
+        try {
+          const message = await api("POST", "/api/v1/messages/" + encodeURIComponent(button.dataset.messageId) + "/resend");
+          // a delivery.updated frame may have brought a newer state already: the answer only fills a gap
+          const node = button.closest('[data-testid="delivery"]');
+          if (node && node.dataset.deliveryStatus === "failed") onDelivery(message);
+        } catch (error) {
+          button.disabled = false;
+          showStatus(actionStatus, t("sendFailed") + " " + (error.message || ""), true);
+        }
+      });
     }
 
     function appendMessage(message) {
