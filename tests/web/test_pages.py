@@ -618,3 +618,15 @@ def test_language_choice_prefers_the_setting_then_the_browser_then_english() -> 
     assert choose_locale(None, None) == "en"
     assert choose_locale(None, "x" * 5000 + ",,,;q=abc") == "en"
     assert parse_accept_language("en;q=0.5, ru") == ["ru", "en"]
+
+
+async def test_conversation_lists_the_contacts_other_conversations(site: Site) -> None:
+    first = await site.receive("m1", "Старый вопрос", subject="Счёт", thread_keys=("t1",))
+    second = await site.receive("m2", "Новый вопрос", subject="Доставка", thread_keys=("t2",))
+    stranger = await site.receive("m3", "Чужой", contact=InboundContact(external_id="c9", name="Пётр"))
+    await site.sign_in(site.operator)
+    _, tree = await site.page(f"/conversations/{second.conversation.id}")
+    items = tree.css('[data-testid="history-item"]')
+    assert [i.attributes["data-conversation-id"] for i in items] == [first.conversation.id]
+    assert f"#{first.conversation.number} Счёт" in items[0].text()
+    assert stranger.conversation.id not in {i.attributes["data-conversation-id"] for i in items}

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from inbox.domain import Direction, Message, MessageKind, Operator, Role
+from inbox.domain import Conversation, Direction, Message, MessageKind, Operator, Role
 from inbox.errors import NotFound
+from inbox.reads import ConversationFilter
 from webui.keys import SERVICE
 from webui.pages.context import in_focus
 from webui.pages.mailframe import has_remote_images, srcdoc
@@ -92,6 +93,7 @@ async def conversation_page(page: Page) -> web.StreamResponse:
     views = [_view(m, contact.name, operators, images) for m in messages]
     channel = await service.channel(conversation.channel_id)
     assignee = operators.get(conversation.assignee_id or "")
+    history = await _contact_history(page, conversation.contact_id, conversation.id)
     return page.render(
         "conversation.html",
         conversation=conversation,
@@ -105,4 +107,15 @@ async def conversation_page(page: Page) -> web.StreamResponse:
         may_assign_others=page.operator.role.at_least(Role.SUPERVISOR),
         operators=sorted(operators.values(), key=lambda o: o.name.casefold()),
         operator_names=list(operators.values()),
+        history=history,
+        channels={c.id: c for c in await reads.channels()},
     )
+
+
+async def _contact_history(page: Page, contact_id: str, current_id: str) -> list[Conversation]:
+    """The contact's other conversations, on every channel, newest first (the last 20): the whole
+    story of a customer at a glance. In focus mode only those assigned to the operator."""
+    mine = page.operator.id if in_focus(page.request, page.operator) else None
+    where = ConversationFilter(contact_id=contact_id, assignee_id=mine)
+    listed = await page.request.app[SERVICE].reads.conversations(where, limit=21, cursor=None)
+    return [c for c in listed.page.items if c.id != current_id][:20]
