@@ -88,7 +88,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 async def signed_in(browser: Browser, site: Site, who: NewOperator, *, locale: str = "en-US", **options: Any) -> Page:
     """A new browser context (its own cookies), signed in through the login form."""
-    context = await browser.new_context(locale=locale, viewport={"width": 1280, "height": 800}, **options)
+    options.setdefault("viewport", {"width": 1280, "height": 800})
+    context = await browser.new_context(locale=locale, **options)
     page = await context.new_page()
     await page.goto(f"{site.url}/login")
     await page.get_by_test_id("login-email").fill(who.operator.email)

@@ -103,3 +103,22 @@ async def test_a_failed_reply_shows_its_reason_and_resends_with_one_click(browse
     await expect(delivery).to_have_attribute("data-delivery-status", "delivered")
     await expect(delivery.get_by_test_id("resend")).to_be_hidden()
     assert [sent.message.text for sent in RecordingConnector.sent] == ["Отвечаем"]
+
+
+async def test_usable_on_a_phone_width_screen(browser: Browser, site: Site) -> None:
+    await site.push("m1", "Здравствуйте! Очень длинное сообщение " * 8)
+    page = await signed_in(browser, site, site.operator, viewport={"width": 390, "height": 844})
+
+    async def no_sideways_scroll() -> None:
+        overflow = await page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the page is {overflow}px wider than the screen"
+
+    await expect(page.get_by_test_id("conversation-row")).to_have_count(1)
+    await no_sideways_scroll()
+    await page.get_by_test_id("conversation-link").click()
+    await expect(page.get_by_test_id("reply-text")).to_be_visible()
+    await no_sideways_scroll()
+    await page.get_by_test_id("reply-text").fill("Ответ с телефона")
+    await page.get_by_test_id("reply-send").click()
+    outbound = page.locator('[data-testid="message"][data-message-style="outbound"]')
+    await expect(outbound.get_by_test_id("message-text")).to_have_text("Ответ с телефона")
