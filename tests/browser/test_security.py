@@ -683,16 +683,6 @@ async def test_focus_mode_holds_by_url(browser: Browser, site: Site, how: str) -
     await expect(page.get_by_test_id("message-text")).to_have_text("Nobody's yet")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "focus mode guards reading only: POST /api/v1/conversations/{id}/messages and PATCH "
-        "/api/v1/conversations/{id} (webui/api/routes.py post_message, patch_conversation) never call "
-        "_visible_conversation, so an operator in focus mode replies to, notes on, resolves and re-tags "
-        "another operator's conversation they get a 403 for, and an empty PATCH answers 200 with the "
-        "conversation (contact name, subject, status, assignee): a read by another URL"
-    ),
-)
 async def test_focus_mode_also_refuses_writes_to_conversations_it_hides(browser: Browser, site: Site) -> None:
     olga, sam = site.operator.operator, site.supervisor.operator
     others = await push(site, "f2", "Sam's to answer", contact="c2", name="Sam's customer", subject="Refund")

@@ -86,6 +86,7 @@ async def get_conversation(request: web.Request, call: Call) -> web.Response:
 
 
 async def patch_conversation(request: web.Request, call: Call) -> web.Response:
+    await _visible_conversation(request, call.actor, request.match_info["id"])
     body: s.ConversationPatch = call.body
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if any(changes.get(name, UNCHANGED) is None for name in ("status", "priority", "tags")):
@@ -106,6 +107,7 @@ async def list_messages(request: web.Request, call: Call) -> web.Response:
 
 
 async def post_message(request: web.Request, call: Call) -> web.Response:
+    await _visible_conversation(request, call.actor, request.match_info["id"])
     body: s.MessageIn = call.body
     service = request.app[SERVICE]
     post = service.reply if body.kind == "reply" else service.note
