@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -103,6 +103,13 @@ class Site:
             **fields,  # type: ignore[arg-type]
         )
         return await self.inbox.service.receive(inbound)
+
+    async def frame(self, path: str | None) -> tuple[LexborHTMLParser, Mapping[str, str]]:
+        """A mail's frame document, fetched as the browser fetches the iframe's src."""
+        assert path and path.startswith("/messages/"), path
+        response = await self.client.get(path)
+        assert response.status == 200 and response.content_type == "text/html"
+        return LexborHTMLParser(await response.text()), response.headers
 
     async def csrf(self, path: str = "/settings") -> str:
         _, tree = await self.page(path)
@@ -386,15 +393,16 @@ async def test_email_html_sits_in_a_sandboxed_frame_with_remote_images_held_back
     _, tree = await site.page(path)
     frame = tree.css_first('iframe[data-testid="message-html"]')
     assert frame.attributes["sandbox"] in ("", None)  # present and empty: no scripts, no same origin
-    document = LexborHTMLParser(frame.attributes["srcdoc"] or "")
+    document, headers = await site.frame(frame.attributes["src"])
     policy = document.css_first('meta[http-equiv="Content-Security-Policy"]').attributes["content"]
     assert policy == "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'"
+    assert headers["Content-Security-Policy"] == f"{policy}; frame-ancestors 'self'; sandbox"
     assert document.css_first("b").text() == "there"
     assert document.css_first("img").attributes.get("src") is None
     assert_inert(document, own_scripts=0)
     assert tree.css_first('[data-testid="show-images"]').attributes["href"] == f"{path}?images=1"
     _, tree = await site.page(f"{path}?images=1")
-    document = LexborHTMLParser(tree.css_first('iframe[data-testid="message-html"]').attributes["srcdoc"] or "")
+    document, _ = await site.frame(tree.css_first('iframe[data-testid="message-html"]').attributes["src"])
     assert (
         "img-src https: data: cid:"
         in document.css_first('meta[http-equiv="Content-Security-Policy"]').attributes["content"]
@@ -427,7 +435,7 @@ async def test_hostile_text_subject_names_and_file_names_stay_text(site: Site) -
         for escaped in ESCAPED if path != "/" else ESCAPED[:1]:
             assert escaped in text, (path, escaped)
         for frame in tree.css("iframe"):
-            assert_inert(LexborHTMLParser(frame.attributes["srcdoc"] or ""), own_scripts=0)
+            assert_inert((await site.frame(frame.attributes["src"]))[0], own_scripts=0)
     link = tree.css_first('[data-testid="attachment-link"]')
     assert link.attributes["href"] == f"/api/v1/messages/{received.message.id}/attachments/{'ab' * 32}"
     assert link.text() == HOSTILE

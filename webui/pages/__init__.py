@@ -16,7 +16,7 @@ from babel.support import Translations
 from webui.i18n import load_translations
 from webui.pages.admin_page import admin_operators, post_invite
 from webui.pages.context import current_operator, current_session
-from webui.pages.conversation_page import conversation_page
+from webui.pages.conversation_page import conversation_page, message_frame
 from webui.pages.inbox_list import inbox_page
 from webui.pages.login import get_login, post_login, post_logout
 from webui.pages.page import RENDERER
@@ -37,6 +37,7 @@ def setup_pages(app: web.Application, *, translations: Mapping[str, Translations
     app.router.add_post("/login", post_login)
     app.router.add_post("/logout", post_logout, name="logout")
     app.router.add_get("/conversations/{id}", conversation_page, name="conversation")
+    app.router.add_get("/messages/{id}/frame", message_frame, name="message-frame")
     app.router.add_get("/settings", settings_page, name="settings")
     app.router.add_post("/settings/password", post_password, name="password")
     app.router.add_get("/admin/operators", admin_operators, name="admin-operators")

@@ -17,10 +17,10 @@ from inbox.errors import NotFound
 from inbox.reads import ConversationFilter
 from webui.keys import SERVICE
 from webui.pages.context import in_focus
-from webui.pages.mailframe import has_remote_images, srcdoc
+from webui.pages.mailframe import frame_response, has_remote_images
 from webui.pages.page import Page, operator_page
 
-__all__ = ["MAX_MESSAGES", "conversation_page"]
+__all__ = ["MAX_MESSAGES", "conversation_page", "message_frame"]
 
 MAX_MESSAGES = 500
 """Messages shown at once; a longer conversation links to the rest."""
@@ -36,7 +36,7 @@ class MessageView:
     """inbound, outbound, auto_reply, note or system: what the page shows differently."""
     author: str | None
     frame: str | None
-    """The sandboxed frame's document for an HTML mail."""
+    """The sandboxed frame's URL for an HTML mail."""
     remote_images: bool
     """The mail has remote images that are (still) held back."""
 
@@ -58,7 +58,7 @@ def _author(message: Message, contact_name: str | None, operators: dict[str, Ope
 
 
 def _view(message: Message, contact_name: str | None, operators: dict[str, Operator], images: bool) -> MessageView:
-    frame = srcdoc(message.html, remote_images=images) if message.html else None
+    frame = f"/messages/{message.id}/frame{'?images=1' if images else ''}" if message.html else None
     return MessageView(
         message=message,
         style=_style(message),
@@ -119,3 +119,21 @@ async def _contact_history(page: Page, contact_id: str, current_id: str) -> list
     where = ConversationFilter(contact_id=contact_id, assignee_id=mine)
     listed = await page.request.app[SERVICE].reads.conversations(where, limit=21, cursor=None)
     return [c for c in listed.page.items if c.id != current_id][:20]
+
+
+@operator_page()
+async def message_frame(page: Page) -> web.StreamResponse:
+    """``GET /messages/{id}/frame``: one mail's HTML for its frame, for whoever may see the
+    conversation (focus mode holds here too)."""
+    message_id = page.request.match_info["id"]
+    if not _ID.match(message_id):
+        raise NotFound(message_id)
+    reads = page.request.app[SERVICE].reads
+    message = await reads.message(message_id)
+    if in_focus(page.request, page.operator):
+        conversation, _ = await reads.conversation(message.conversation_id)
+        if conversation.assignee_id != page.operator.id:
+            return page.error(403)
+    if not message.html:
+        raise NotFound(message_id)
+    return frame_response(message.html, remote_images=page.request.query.get("images") == "1")

@@ -1,9 +1,10 @@
-"""An email's HTML as the document of a sandboxed ``<iframe srcdoc>``.
+"""An email's HTML as the document of a sandboxed ``<iframe>``, served from its own URL.
 
 The HTML was sanitized at intake (``connectors.email.sanitize``); the frame is a second wall:
-no scripts (an empty ``sandbox``), an opaque origin (no cookies, no access to the page), and its
-own Content-Security-Policy that loads nothing but inline styles and ``data:``/``cid:`` images.
-The srcdoc is an ordinary attribute value to the template, so autoescaping quotes it.
+no scripts (an empty ``sandbox``), an opaque origin (no access to the page), and its own
+Content-Security-Policy that loads nothing but inline styles and ``data:``/``cid:`` images. It
+has its own URL rather than a ``srcdoc`` because a srcdoc document inherits the page's strict
+policy on top of its own, which blocked the mail's styles and the images the operator allowed.
 
 Remote images were moved to ``data-remote-src`` by the sanitizer so that opening a mail tells the
 sender nothing. When the operator asks for them, https images get their ``src`` back and the
@@ -13,9 +14,10 @@ eavesdropper could rewrite them).
 
 from __future__ import annotations
 
+from aiohttp import web
 from selectolax.lexbor import LexborHTMLParser
 
-__all__ = ["BLOCKED_IMAGES_POLICY", "REMOTE_IMAGES_POLICY", "has_remote_images", "srcdoc"]
+__all__ = ["BLOCKED_IMAGES_POLICY", "REMOTE_IMAGES_POLICY", "frame_response", "has_remote_images", "srcdoc"]
 
 BLOCKED_IMAGES_POLICY = "default-src 'none'; img-src data: cid:; style-src 'unsafe-inline'"
 REMOTE_IMAGES_POLICY = "default-src 'none'; img-src https: data: cid:; style-src 'unsafe-inline'"
@@ -53,3 +55,18 @@ def _with_remote_images(html: str) -> str:
             del image.attrs[_REMOTE_SRC]
     body = tree.body
     return body.inner_html if body is not None and body.inner_html is not None else ""
+
+
+def frame_response(html: str, *, remote_images: bool) -> web.Response:
+    """The frame's document with its policy as a header too; only our own pages may frame it."""
+    policy = REMOTE_IMAGES_POLICY if remote_images else BLOCKED_IMAGES_POLICY
+    return web.Response(
+        text=srcdoc(html, remote_images=remote_images),
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": f"{policy}; frame-ancestors 'self'; sandbox",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "private, no-store",
+        },
+    )
