@@ -279,7 +279,11 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
     bodies = [f"{text(rng)} {rng.choice(rare)}" for _ in range(20_000)]
     db.execute("BEGIN")
     db.executemany("INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?)", channels)
-    db.executemany("INSERT INTO operators VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", operators)
+    db.executemany(
+        "INSERT INTO operators (id, email, name, role, presence, focus_mode, max_open, teams, password_hash,"
+        " token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        operators,
+    )
     db.execute("UPDATE counters SET value = ? WHERE name = 'conversation_number'", (1000 + conversations,))
     db.execute("COMMIT")
     n_contacts = max(1, conversations * 4 // 5)  # the last fifth of the conversations reuse contacts

@@ -44,7 +44,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import aiohttp
 import psutil
@@ -55,7 +54,7 @@ from bench.ingest import COMMON_WORDS, MB, _busy, inbox_server, percentile, popu
 from inbox import passwords
 from inbox.accounts import add_channel, add_operator
 from inbox.domain import Role
-from storage.sqlite import SqliteStore, schema
+from storage.sqlite import SqliteStore
 
 TARGET_PAGE_P95_MS, TARGET_LIVE_P99_MS = 50.0, 100.0
 PHASE_LIMIT = 600.0  # seconds; each phase gives up past this
@@ -64,26 +63,6 @@ ROUNDS = 3  # page requests run in this many rounds of one block per view, so dr
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@bench.example", "bench-admin-password"
 ROW_MARK = 'data-testid="conversation-row"'
 _FRAME_HEAD = re.compile(r'\{"seq":\d+,"type":"([^"]+)"')  # the hub writes seq and type first, compactly
-
-
-def fill(path: Path, conversations: int, per_conversation: int) -> None:
-    """``bench.ingest.populate`` writes operators positionally with schema 4's eleven columns; schema
-    5 added two (locale, time zone). Until it names its columns, the store is built at version 4
-    and migrated after, which only adds the columns."""
-    try:
-        populate(path, conversations, per_conversation)
-        return
-    except sqlite3.OperationalError as exc:
-        if "values were supplied" not in str(exc):
-            raise
-    path.unlink()
-    with mock.patch.object(schema, "MIGRATIONS", schema.MIGRATIONS[:4]):
-        populate(path, conversations, per_conversation)
-    db = sqlite3.connect(path)
-    try:
-        schema.migrate(db)
-    finally:
-        db.close()
 
 
 def agents_presence(path: Path, presence: str) -> None:
@@ -357,7 +336,7 @@ def main() -> None:
         data = Path(tmp)
         print(f"store: {args.conversations:,} conversations / {total:,} messages (bench.ingest's filler)")
         t0 = time.perf_counter()
-        fill(data / "inbox.sqlite3", args.conversations, args.messages_per_conversation)
+        populate(data / "inbox.sqlite3", args.conversations, args.messages_per_conversation)
         accounts = asyncio.run(add_accounts(data / "inbox.sqlite3", args.sockets))
         size = (data / "inbox.sqlite3").stat().st_size / MB
         print(f"   filled in {time.perf_counter() - t0:.1f} s ({size:,.0f} MB), {args.sockets} operators, an admin")
