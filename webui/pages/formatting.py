@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale
 from babel.dates import format_datetime, format_time, format_timedelta
 from babel.numbers import format_decimal
 
@@ -20,6 +22,11 @@ __all__ = ["DEFAULT_TIME_ZONE", "Formatter", "time_zone_named"]
 DEFAULT_TIME_ZONE = "UTC"
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
 """IANA names only: the name may come from a cookie, and ZoneInfo reads files by it."""
+
+
+@cache
+def _parsed(locale: str) -> Locale:
+    return Locale.parse(locale)
 
 
 def time_zone_named(name: str | None) -> tuple[str, tzinfo]:
@@ -42,6 +49,11 @@ class Formatter:
     zone: tzinfo
     now: datetime
     gettext: Callable[[str], str]
+    _babel: Locale = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # parsed once: Babel would parse the locale string again on every date of every row
+        object.__setattr__(self, "_babel", _parsed(self.locale))
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.zone)
@@ -50,7 +62,7 @@ class Formatter:
         """Full date and time, for titles and message headers."""
         if moment is None:
             return ""
-        return format_datetime(self.local(moment), "medium", tzinfo=self.zone, locale=self.locale)
+        return format_datetime(self.local(moment), "medium", tzinfo=self.zone, locale=self._babel)
 
     def short(self, moment: datetime | None) -> str:
         """Time alone for today, the date otherwise: what a list row has room for."""
@@ -58,9 +70,9 @@ class Formatter:
             return ""
         local, today = self.local(moment), self.local(self.now)
         if local.date() == today.date():
-            return format_time(local, "short", tzinfo=self.zone, locale=self.locale)
+            return format_time(local, "short", tzinfo=self.zone, locale=self._babel)
         pattern = "d MMM" if local.year == today.year else "d MMM y"
-        return format_datetime(local, pattern, tzinfo=self.zone, locale=self.locale)
+        return format_datetime(local, pattern, tzinfo=self.zone, locale=self._babel)
 
     def iso(self, moment: datetime | None) -> str:
         """Machine-readable, for ``<time datetime>`` and the live script."""
@@ -73,17 +85,17 @@ class Formatter:
         return self.duration(self.now - moment)
 
     def duration(self, delta: timedelta) -> str:
-        return format_timedelta(max(delta, timedelta(0)), threshold=1.0, locale=self.locale)
+        return format_timedelta(max(delta, timedelta(0)), threshold=1.0, locale=self._babel)
 
     def in_future(self, delta: timedelta) -> str:
         """With the preposition ("in 5 minutes", "через 5 минут"), so the noun takes the case the
         language needs; a bare duration is in the nominative whatever the sentence."""
-        return format_timedelta(max(delta, timedelta(0)), threshold=1.0, add_direction=True, locale=self.locale)
+        return format_timedelta(max(delta, timedelta(0)), threshold=1.0, add_direction=True, locale=self._babel)
 
     def size(self, size: int) -> str:
         """Bytes as kilobytes or megabytes, with the locale's decimal mark and unit."""
         if size >= 1024 * 1024:
-            number = format_decimal(size / (1024 * 1024), format="#,##0.#", locale=self.locale)
+            number = format_decimal(size / (1024 * 1024), format="#,##0.#", locale=self._babel)
             return self.gettext("%(size)s MB") % {"size": number}
-        number = format_decimal(max(size / 1024, 0.1), format="#,##0.#", locale=self.locale)
+        number = format_decimal(max(size / 1024, 0.1), format="#,##0.#", locale=self._babel)
         return self.gettext("%(size)s KB") % {"size": number}
