@@ -103,6 +103,20 @@ def process(args: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
             proc.kill()
 
 
+def healthy(port: int, seconds: float = 30.0) -> None:
+    """The SMTP intake listens before the HTTP site does (it starts with the app's contexts), so
+    the health check is retried until HTTP answers too."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 async def smtp_load(port: int, messages: list[bytes], connections: int) -> tuple[float, int]:
     """Sends every message once over ``connections`` concurrent SMTP sessions; returns (seconds, errors)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -156,7 +170,7 @@ def bench_smtp(count: int, connections: int) -> dict[str, float]:
         http_port, smtp_port = free_port(), free_port()
         args = ["-m", "inbox", "serve", "--data-dir", str(data_dir), "--http-port", str(http_port)]
         with process([*args, "--smtp-port", str(smtp_port)], smtp_port):
-            urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10).read()
+            healthy(http_port)
             seconds, errors = asyncio.run(smtp_load(smtp_port, messages, connections))
         stored = stored_messages(data_dir)
     bare_port = free_port()

@@ -150,21 +150,31 @@ class Router:
     async def _on_customer_message(self, event: MessageCreated) -> None:
         conversation, message = event.conversation, event.message
         channel = await self.service.channel(conversation.channel_id)
-        contact = await self.store.get_contact(conversation.contact_id)
+        settings = self.catalog.settings
+        answers = not (message.extras.get("auto_reply") or message.extras.get("suppress_auto_reply"))
+        # the contact is read only when a rule or an auto-reply can use it: most messages need neither
+        wants_contact = len(self.catalog.rules) > 0 or (answers and self._may_auto_reply())
+        contact = await self.store.get_contact(conversation.contact_id) if wants_contact else None
+        attributes = contact.attributes if contact else {}
         now = self.clock.now()
         calendar = self.catalog.calendar_for(channel.id, conversation.team_id)
         open_now = calendar.is_open(now)
-        language = contact.attributes.get("language")
+        language = attributes.get("language")
         if language is None and self.catalog.rules.uses_language:
             language = detect_language(message.text)
-        plan = self._plan(event, channel.kind, contact.attributes, open_now, language)
+        plan = (
+            self._plan(event, channel.kind, attributes, open_now, language)
+            if len(self.catalog.rules)
+            else _Plan(changes={})
+        )
         changes = {name: value for name, value in plan.changes.items() if getattr(conversation, name) != value}
         reasons, details = [], {}
         if changes:
             reasons.append("rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules))
             details["rules"] = list(plan.rules)
         # assignment is decided in the same step, so a new conversation is written once
-        planned = replace(conversation, **{k: v for k, v in changes.items() if k in ("team_id", "priority", "status")})
+        routed = {k: v for k, v in changes.items() if k in ("team_id", "priority", "status")}
+        planned = replace(conversation, **routed) if routed else conversation
         assignee, why = self._choose(planned, plan.operator_id)
         if assignee is not None:
             changes["assignee_id"] = assignee
@@ -177,15 +187,22 @@ class Router:
                 if assignee is not None:
                     self.roster.release(conversation.id, requeue=True)
                 raise
-        if not (message.extras.get("auto_reply") or message.extras.get("suppress_auto_reply")):
-            replies = _Replies(self, conversation, contact.name, language or detect_language(message.text), calendar)
+        if answers:
+            name = contact.name if contact else None
+            replies = _Replies(self, conversation, name, language, calendar, text=message.text)
             if event.new_conversation:
-                await replies.send(self.catalog.settings.acknowledgement_template_id, "acknowledgement", once=True)
+                await replies.send(settings.acknowledgement_template_id, "acknowledgement", once=True)
             if not open_now:
-                await replies.send(self.catalog.settings.out_of_hours_template_id, "out_of_hours", once=False)
+                await replies.send(settings.out_of_hours_template_id, "out_of_hours", once=False)
             for template_id in plan.templates:
                 await replies.send(template_id, f"rule:{template_id}", once=True)
             await self._arm_no_answer(conversation)
+
+    def _may_auto_reply(self) -> bool:
+        settings = self.catalog.settings
+        return bool(
+            settings.acknowledgement_template_id or settings.out_of_hours_template_id or settings.no_answer_template_id
+        )
 
     def _plan(
         self, event: MessageCreated, channel_kind: str, attributes: Any, open_now: bool, language: str | None
@@ -459,10 +476,17 @@ class _Replies:
     period (out of hours, no answer), and no more than the per-contact hourly limit."""
 
     def __init__(
-        self, router: Router, conversation: Conversation, name: str | None, language: Any, calendar: BusinessCalendar
+        self,
+        router: Router,
+        conversation: Conversation,
+        name: str | None,
+        language: Any,
+        calendar: BusinessCalendar,
+        *,
+        text: str | None = None,
     ) -> None:
         self.router, self.conversation = router, conversation
-        self.name, self.language, self.calendar = name, language, calendar
+        self.name, self.language, self.calendar, self.text = name, language, calendar, text
 
     async def send(self, template_id: str | None, trigger: str, *, once: bool) -> bool:
         router, conversation = self.router, self.conversation
@@ -481,7 +505,7 @@ class _Replies:
         await store.set_sync_state(mark, now.isoformat())
         text = render(
             template,
-            self.language,
+            self.language or detect_language(self.text),  # detected only when a reply is written
             contact_name=self.name,
             conversation_number=conversation.number,
             next_opening=self.calendar.next_opening(now),
