@@ -12,7 +12,7 @@ Protocol on ``GET /api/v1/ws`` (the operator authenticates as for the REST API):
   ``message`` (MessageOut), ``changed``/``actor_id`` for conversation updates, or ``operator``
   (OperatorOut). A page keeps the highest ``seq`` it has seen (ready's included) to resume from;
   seqs a page does not see (filtered out) are covered by ``ready.seq``.
-- client ``{"type": "presence", "presence": "online" | "away"}`` sets the operator's presence;
+- client ``{"type": "presence", "presence": "online" | "away" | "offline"}`` sets the operator's presence;
   ``{"type": "ping"}`` → ``{"type": "pong"}``; anything else → ``{"type": "error", "code",
   "message"}``, and the connection stays open.
 - focus mode (an operator, not a supervisor, for whom ``Router.in_focus`` holds) narrows frames
@@ -125,7 +125,7 @@ class _Hello(_Message):
 
 class _Presence(_Message):
     type: Literal["presence"]
-    presence: Literal["online", "away"]
+    presence: Literal["online", "away", "offline"]
 
 
 class _Ping(_Message):

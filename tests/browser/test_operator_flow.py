@@ -63,6 +63,15 @@ async def test_message_arrives_live_then_reply_note_assign_resolve(browser: Brow
     # the open list of the second operator drops the resolved conversation live
     await expect(sam.get_by_test_id("conversation-row")).to_have_count(0)
 
+    # presence from the page: shown as stored (nobody set it yet), then set online over the socket
+    await expect(olga.get_by_test_id("presence-select")).to_have_value("offline")
+    await olga.get_by_test_id("presence-select").select_option("online")
+    for _ in range(100):
+        if (await site.inbox.store.get_operator(site.operator.operator.id)).presence == "online":
+            break
+        await olga.wait_for_timeout(20)
+    assert (await site.inbox.store.get_operator(site.operator.operator.id)).presence == "online"
+
 
 async def test_the_page_speaks_russian_when_the_operator_chooses_it(browser: Browser, site: Site) -> None:
     await site.push("m1", "Здравствуйте, не приходит письмо")

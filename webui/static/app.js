@@ -685,7 +685,7 @@
           return;
         }
         if (frame.type === "operator.updated" && frame.operator && frame.operator.id === operatorId && presence) {
-          if (frame.operator.presence === "online" || frame.operator.presence === "away") presence.value = frame.operator.presence;
+          presence.value = frame.operator.presence;
         }
         if (onFrame) onFrame(frame);
       });
