@@ -429,6 +429,9 @@ class _Connection:
         """Through the same function as the REST API, so a role change, a deleted operator or an
         expired session is noticed here too."""
         request = self.request
+        sessions = request.config_dict.get(SESSIONS)
+        if sessions is not None:
+            sessions.forget(request)
         try:
             operator = await operator_for(
                 request, request.app[SERVICE].reads, request.app[OPERATOR_TOKENS], request.config_dict.get(SESSIONS)

@@ -286,11 +286,16 @@ class Sessions:
 
     async def session(self, request: web.Request) -> CurrentSession | None:
         """The request's session, or None when there is no cookie or it expired or was revoked.
-        Looked up once per request."""
+        Looked up once per request (see :meth:`forget`)."""
         lookup = request.get(_LOOKUP)
         if lookup is None:
             lookup = request[_LOOKUP] = await self._look_up(request)
         return lookup.current
+
+    def forget(self, request: web.Request) -> None:
+        """Drops the request's cached lookup: a request that lives on (a WebSocket) asks the store
+        again at its next check, so a sign-out, a password change or an expiry ends it too."""
+        request.pop(_LOOKUP, None)
 
     async def _look_up(self, request: web.Request) -> _Lookup:
         token = _cookie_token(request)

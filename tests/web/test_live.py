@@ -9,9 +9,10 @@ import base64
 import contextlib
 import json
 import os
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from inbox.app import Inbox, build
 from inbox.config import load_settings
 from inbox.domain import Role
 from inbox.events import Event, EventBus, OperatorUpdated
+from inbox.passwords import hash_password
 from tests.fakes import RecordingConnector
 from webui.live import LIVE, PATH, LiveHub
 
@@ -250,7 +252,13 @@ async def test_focus_mode_pages_see_only_their_conversations(live: Live) -> None
         return frame["type"] == "conversation.updated" and frame["conversation"]["assignee_id"] == live.admin_id
 
     frames = await olga.until(handed_over)
-    assert {_about(f) for f in frames} <= {first["conversation_id"], None}
+    # handing the first one over freed her slot, so the waiting second one is hers now; nothing else
+    # (and nothing of the second before it was hers) reached her page
+    mine = {first["conversation_id"], second["conversation_id"], None}
+    assert {_about(f) for f in frames} <= mine
+    assert all(
+        f["conversation"]["assignee_id"] == live.operator_id for f in frames if _about(f) == second["conversation_id"]
+    )
     assert any(
         f["type"] == "conversation.updated" and f["conversation"]["assignee_id"] == live.operator_id for f in frames
     )
@@ -258,7 +266,7 @@ async def test_focus_mode_pages_see_only_their_conversations(live: Live) -> None
 
     replayed = Page(await live.client.ws_connect(PATH, headers=olga_headers), [])
     await replayed.hello(after=0)
-    assert replayed.frames and {_about(f) for f in replayed.frames} <= {first["conversation_id"], None}
+    assert replayed.frames and {_about(f) for f in replayed.frames} <= mine
     assert {f["operator"]["id"] for f in replayed.frames if f["type"] == "operator.updated"} == {live.operator_id}
 
 
@@ -402,3 +410,30 @@ async def test_frames_are_released_in_sequence_order_and_a_lost_number_is_skippe
     assert [json.loads(f.text)["operator"]["id"] for f in frames] == [live.operator_id] * 3
     assert hub.frames_after(hub.seq + 1) is None  # a number from before a restart
     hub.stop()
+
+
+async def test_signing_out_ends_the_pages_socket_at_its_next_message(live: Live) -> None:
+    olga = await live.inbox.store.get_operator(live.operator_id)
+    await live.inbox.store.save_operator(replace(olga, password_hash=hash_password("a long password 1")))
+    await live.inbox.store.durable()
+    origin = str(live.client.make_url("/")).rstrip("/")
+    signed = await live.client.post(
+        "/login",
+        data={"email": "olga@example.com", "password": "a long password 1", "next": "/"},
+        headers={"Origin": origin},
+        allow_redirects=False,
+    )
+    assert signed.status == 303
+    page = Page(await live.client.ws_connect(PATH, headers={"Origin": origin}), [])  # the cookie, as a browser
+    assert (await page.hello())["type"] == "ready"
+    settings = await (await live.client.get("/settings")).text()
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', settings)
+    assert csrf is not None
+    out = await live.client.post(
+        "/logout", data={"csrf": csrf.group(1)}, headers={"Origin": origin}, allow_redirects=False
+    )
+    assert out.status == 303
+    await page.send({"type": "ping"})
+    closing = await asyncio.wait_for(page.ws.receive(), WAIT)
+    assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
+    assert page.ws.close_code == 4001
