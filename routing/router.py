@@ -367,7 +367,11 @@ class Router:
             return False
         if actor.id == assignee_id and not actor.role.at_least(Role.SUPERVISOR) and self.in_focus(actor):
             raise PermissionDenied("in focus mode, work arrives by auto-assignment; use get next")
-        if self.roster.seat(assignee_id) is None:
+        if conversation.status is not ConversationStatus.OPEN or self.roster.seat(assignee_id) is None:
+            # only open work counts against a cap; an operator without a seat (added while running)
+            # is not tracked until they get one: either way the previous holder's slot is freed
+            self.roster.release(conversation.id)
+            self.roster.dequeue(conversation.id)
             return False
         force = over_cap and actor.role.at_least(Role.SUPERVISOR)
         assignment = self.roster.assign(_waiting(conversation), assignee_id, force=force)

@@ -301,3 +301,22 @@ async def test_the_acknowledgement_goes_out_once_per_conversation(
     asking = inbound(channel.id, "m3", contact="quiet")
     quiet = await service.receive(asking.__class__(**{**_fields(asking), "extras": {"suppress_auto_reply": True}}))
     assert await _messages(store, quiet.conversation.id, MessageKind.AUTO_REPLY) == []
+
+
+async def test_manual_assignments_of_closed_work_or_to_unseated_operators_free_the_slot(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, supervisor: Operator
+) -> None:
+    anna = await _operator(store, clock, router, "anna", max_open=1)
+    first = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation
+    assert router.roster.load(anna.id) == 1
+    newcomer = (await add_operator(store, email="new@example.com", name="New", clock=clock)).operator
+    await service.update(first.id, supervisor, assignee_id=newcomer.id)  # no seat yet: not tracked
+    assert router.roster.load(anna.id) == 0 and router.roster.assigned_to(first.id) is None
+    await service.update_operator(anna.id, anna, presence=Presence.OFFLINE)
+    assert (await store.get_conversation(first.id)).assignee_id == newcomer.id  # not taken back
+    await service.update_operator(anna.id, anna, presence=Presence.ONLINE)
+    resolved = (await service.receive(inbound(channel.id, "m2", contact="c2"))).conversation
+    await service.set_status(resolved.id, supervisor, ConversationStatus.RESOLVED)
+    await service.update(resolved.id, supervisor, assignee_id=anna.id)  # resolved: takes no slot
+    waiting = (await service.receive(inbound(channel.id, "m3", contact="c3"))).conversation
+    assert (await store.get_conversation(waiting.id)).assignee_id == anna.id
