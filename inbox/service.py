@@ -629,7 +629,7 @@ def _reopened_by_customer(conversation: Conversation, now: datetime) -> tuple[Co
 def _check_time_zone(name: str) -> None:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder name, such as "America"
         raise ValidationError(f"unknown time zone {name!r}") from None
 
 

@@ -109,7 +109,7 @@ class BusinessCalendar:
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
         try:
             zone = ZoneInfo(self.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder name ("America")
             raise ValueError(f"time_zone: unknown IANA time zone {self.time_zone!r}") from None
         weekly = tuple(self.weekly)
         for index, interval in enumerate(weekly):

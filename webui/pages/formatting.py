@@ -35,7 +35,7 @@ def time_zone_named(name: str | None) -> tuple[str, tzinfo]:
     if name and _ZONE_NAME.match(name):
         try:
             return name, ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder name ("America")
             pass
     return DEFAULT_TIME_ZONE, UTC
 
