@@ -14,7 +14,7 @@ from webui.api.endpoint import Call, Endpoint, Header, json_response
 from webui.api.files import download
 from webui.keys import BLOBS, ROUTER, SERVICE
 
-__all__ = ["ENDPOINTS", "NOT_FOUND", "READ", "WRITE", "errors"]
+__all__ = ["ENDPOINTS", "NOT_FOUND", "READ", "WRITE", "errors", "not_in_focus"]
 
 _IDEMPOTENCY_KEY = Header("Idempotency-Key", "the same key twice creates one message (per operator)")
 
@@ -121,7 +121,13 @@ async def post_message(request: web.Request, call: Call) -> web.Response:
     return json_response(s.MessageOut.of(sent.message), status=200 if sent.duplicate else 201, headers=headers)
 
 
+def not_in_focus(request: web.Request, actor: Operator, what: str) -> None:
+    if _focused(request, actor):
+        raise PermissionDenied(f"in focus mode {what} is not shown; work with your own conversations")
+
+
 async def list_contacts(request: web.Request, call: Call) -> web.Response:
+    not_in_focus(request, call.actor, "the contact list")
     query: s.ContactsQuery = call.query
     page = await request.app[SERVICE].reads.contacts(limit=query.limit, cursor=query.cursor, text=query.q)
     return json_response(s.ContactPage(items=[s.ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor))
@@ -140,6 +146,7 @@ async def create_contact(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_contact(request: web.Request, call: Call) -> web.Response:
+    not_in_focus(request, call.actor, "a contact outside your conversations")
     contact = await request.app[SERVICE].reads.contact(request.match_info["id"])
     return json_response(s.ContactOut.of(contact))
 

@@ -16,7 +16,7 @@ from routing.rules import Rule, RuleSpec
 from routing.templates import AutoReplyTemplate, AutoReplyTemplateSpec
 from webui.api import schemas as s
 from webui.api.endpoint import Call, Endpoint, json_response
-from webui.api.routes import NOT_FOUND, READ, WRITE, errors
+from webui.api.routes import NOT_FOUND, READ, WRITE, errors, not_in_focus
 from webui.errors import ApiError
 from webui.keys import ROUTER, SERVICE
 
@@ -38,6 +38,7 @@ async def patch_operator(request: web.Request, call: Call) -> web.Response:
 
 
 async def get_queue(request: web.Request, call: Call) -> web.Response:
+    not_in_focus(request, call.actor, "the queue")  # they take from it only by "get next"
     query: s.QueueQuery = call.query
     roster = request.app[ROUTER].roster
     waiting = roster.queue(query.team, limit=query.limit)

@@ -346,6 +346,9 @@
         showStatus(replyStatus, t("sent", "Sent"), false);
         appendMessage(message);
       } catch (error) {
+        // 409: the key went with another text (the first try was stored, then the text changed):
+        // the next send is a new message with a new key, not the same one refused forever
+        if (error.status === 409) sessionStorage.removeItem(keyName);
         showStatus(replyStatus, t("sendFailed") + " " + (error.message || ""), true);
       } finally {
         sending = false;
