@@ -37,7 +37,6 @@ __all__ = [
     "parse_template",
     "pick_language",
     "render",
-    "render_subject",
 ]
 
 TEMPLATE_VARIABLES: Mapping[str, str] = {
@@ -132,18 +131,17 @@ def _refusal(node: nodes.Node) -> str | None:
 
 LanguageKey = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=10_000), AfterValidator(_checked)]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_checked)]
 
 
 class AutoReplyTemplateSpec(BaseModel):
-    """A template as the API accepts it; the store assigns the id (:meth:`with_id`). ``subjects``
-    are for channels that have one (email); a reply without one answers under the thread's."""
+    """A template as the API accepts it; the store assigns the id (:meth:`with_id`). There are no
+    subjects: an automatic email answers under the thread's ``Re:`` subject with its ``[#N]``
+    token, which is what keeps the customer's answer in the conversation."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     bodies: Annotated[dict[LanguageKey, Body], Field(min_length=1, max_length=20)]
-    subjects: Annotated[dict[LanguageKey, Subject], Field(max_length=20)] = {}
 
     def with_id(self, template_id: str) -> AutoReplyTemplate:
         return AutoReplyTemplate.model_validate({**self.model_dump(), "id": template_id})
@@ -217,25 +215,6 @@ def render(
     chosen = pick_language(template.bodies, language)
     values = _values(chosen, contact_name, conversation_number, next_opening, channel_name, time_zone)
     return _compiled(template.bodies[chosen]).render(values)
-
-
-def render_subject(
-    template: AutoReplyTemplateSpec,
-    language: str | None,
-    *,
-    contact_name: str | None = None,
-    conversation_number: int | None = None,
-    next_opening: datetime | None = None,
-    channel_name: str | None = None,
-    time_zone: str | tzinfo | None = None,
-) -> str | None:
-    """The subject as :func:`render` picks the body, on one line (a name with a line break must
-    not become a second header); None when the template has no subjects."""
-    if not template.subjects:
-        return None
-    chosen = pick_language(template.subjects, language)
-    values = _values(chosen, contact_name, conversation_number, next_opening, channel_name, time_zone)
-    return " ".join(_compiled(template.subjects[chosen]).render(values).split())
 
 
 def _values(

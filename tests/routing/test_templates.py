@@ -20,7 +20,6 @@ from routing.templates import (
     parse_template,
     pick_language,
     render,
-    render_subject,
 )
 
 OPENING = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # 09:00 in Moscow, 07:00 in Berlin
@@ -113,19 +112,8 @@ def test_a_fallback_body_gets_a_date_in_its_own_language() -> None:
     assert render(only_de, "ru", next_opening=OPENING, time_zone="UTC") == "Wir öffnen Montag, 30 November 2026, 06:00"
 
 
-def test_subjects_are_optional_and_one_line() -> None:
-    assert render_subject(template(), "en") is None
-    with_subject = template(
-        subjects={"en": "Re: #{{ conversation_number }}", "ru": "Обращение №{{ conversation_number }}"}
-    )
-    assert render_subject(with_subject, "ru", conversation_number=7) == "Обращение №7"
-    assert render_subject(with_subject, "de", conversation_number=7) == "Re: #7"
-    injected = template(subjects={"en": "Hi {{ contact_name }}"})
-    assert render_subject(injected, "en", contact_name="Eve\r\nBcc: x@example.com") == "Hi Eve Bcc: x@example.com"
-
-
 def test_round_trip_through_json() -> None:
-    spec = parse_template({"name": "t", "bodies": {"en": EN}, "subjects": {"en": "Re"}})
+    spec = parse_template({"name": "t", "bodies": {"en": EN}})
     assert isinstance(spec, AutoReplyTemplateSpec) and not isinstance(spec, AutoReplyTemplate)
     stored = spec.with_id("tpl9")
     assert load_template(json.loads(stored.model_dump_json())) == stored
@@ -149,7 +137,7 @@ def test_syntax_errors_name_the_line() -> None:
     assert found["loc"] == "bodies.en"
     assert found["message"].startswith("syntax error on line 3: Unexpected end of template.")
     assert found["message"].endswith("The innermost block that needs to be closed is 'if'.")
-    assert refusal({"en": "ok"}, subjects={"en": "{{ }}"})[0]["loc"] == "subjects.en"
+    assert refusal({"en": "ok"}, subjects={"en": "Re"})[0]["loc"] == "subjects"  # not a field: refused
 
 
 @pytest.mark.parametrize(
