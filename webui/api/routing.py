@@ -82,12 +82,7 @@ def _crud(kind: str, plural: str, spec: type[BaseModel], out: type[BaseModel], *
 
     async def _put(request: web.Request, call: Call, object_id: str | None, status: int) -> web.Response:
         body = call.body.model_dump(mode="json", exclude_none=not keyed)
-        try:
-            item = await request.app[ROUTER].catalog.put(kind, body, object_id)
-        except CatalogError as exc:
-            details = [{"field": e["loc"], "problem": e["message"]} for e in exc.errors]
-            raise ApiError(422, "validation_failed", f"the {kind} was refused", details) from exc
-        return json_response(dumped(item), status=status)
+        return json_response(dumped(await _stored(request, kind, body, object_id)), status=status)
 
     for handler, verb in ((listed, "list"), (created, "create"), (replaced, "replace"), (deleted, "delete")):
         handler.__name__ = f"{verb}_{plural}"
@@ -137,12 +132,16 @@ async def get_settings(request: web.Request, call: Call) -> web.Response:
 
 async def put_settings(request: web.Request, call: Call) -> web.Response:
     body: RoutingSettings = call.body
+    return json_response(await _stored(request, "settings", body.model_dump(mode="json"), "default"))
+
+
+async def _stored(request: web.Request, kind: str, body: dict[str, Any], object_id: str | None) -> Any:
+    """Through the catalog, whose refusals (references, regexes, zones) become 422s naming the field."""
     try:
-        stored = await request.app[ROUTER].catalog.put("settings", body.model_dump(mode="json"), "default")
+        return await request.app[ROUTER].catalog.put(kind, body, object_id)
     except CatalogError as exc:
         details = [{"field": e["loc"], "problem": e["message"]} for e in exc.errors]
-        raise ApiError(422, "validation_failed", "the settings were refused", details) from exc
-    return json_response(stored)
+        raise ApiError(422, "validation_failed", f"the {kind} was refused", details) from exc
 
 
 ROUTING_ENDPOINTS: tuple[Endpoint, ...] = (
