@@ -189,7 +189,7 @@ class Router:
                 raise
         if answers:
             name = contact.name if contact else None
-            replies = _Replies(self, conversation, name, language, calendar, text=message.text)
+            replies = _Replies(self, conversation, name, language, calendar, text=message.text, channel=channel.name)
             if event.new_conversation:
                 await replies.send(settings.acknowledgement_template_id, "acknowledgement", once=True)
             if not open_now:
@@ -424,7 +424,8 @@ class Router:
             contact = await self.store.get_contact(conversation.contact_id)
             calendar = self.catalog.calendar_for(conversation.channel_id, conversation.team_id)
             language = contact.attributes.get("language")
-            replies = _Replies(self, conversation, contact.name, language, calendar)
+            channel = await self.service.channel(conversation.channel_id)
+            replies = _Replies(self, conversation, contact.name, language, calendar, channel=channel.name)
             await replies.send(self.catalog.settings.no_answer_template_id, "no_answer", once=False)
         elif timer.kind == SNOOZE_END:
             if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until <= self.clock.now():
@@ -488,9 +489,10 @@ class _Replies:
         calendar: BusinessCalendar,
         *,
         text: str | None = None,
+        channel: str | None = None,
     ) -> None:
         self.router, self.conversation = router, conversation
-        self.name, self.language, self.calendar, self.text = name, language, calendar, text
+        self.name, self.language, self.calendar, self.text, self.channel = name, language, calendar, text, channel
 
     async def send(self, template_id: str | None, trigger: str, *, once: bool) -> bool:
         router, conversation = self.router, self.conversation
@@ -513,6 +515,7 @@ class _Replies:
             contact_name=self.name,
             conversation_number=conversation.number,
             next_opening=self.calendar.next_opening(now),
+            channel_name=self.channel,
             time_zone=self.calendar.time_zone,
         )
         with _own_events():

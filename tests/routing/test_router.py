@@ -292,11 +292,12 @@ async def test_snooze_ends_by_a_durable_timer(
 async def test_the_acknowledgement_goes_out_once_per_conversation(
     router: Router, service: InboxService, store: Store, channel: Channel
 ) -> None:
-    template = await _template(router, "ack", "Got it, #{{ conversation_number }}.")
+    template = await _template(router, "ack", "{{ channel_name }} got it, #{{ conversation_number }}.")
     await router.catalog.put("settings", {"acknowledgement_template_id": template})
     first = await service.receive(inbound(channel.id, "m1"))
     await service.receive(inbound(channel.id, "m2"))
-    assert len(await _messages(store, first.conversation.id, MessageKind.AUTO_REPLY)) == 1
+    (ack,) = await _messages(store, first.conversation.id, MessageKind.AUTO_REPLY)
+    assert ack.text == f"{channel.name} got it, #{first.conversation.number}."
     # a sender asking not to be auto-answered (Outlook's X-Auto-Response-Suppress) is not
     asking = inbound(channel.id, "m3", contact="quiet")
     quiet = await service.receive(asking.__class__(**{**_fields(asking), "extras": {"suppress_auto_reply": True}}))
