@@ -30,6 +30,10 @@ subscriber call, so events reach this hub out of order (#3 before #2): the hub r
 sequence order, and skips a number that has not arrived after ``gap_timeout`` (its publisher was
 cancelled; should it come later, it still goes out, out of order). Fan-out never awaits: each
 connection has a bounded queue and its own writer task.
+
+Frames are built only while a page is open, and for ``idle_grace`` seconds after the last one
+closed (so a page that reconnects resumes): with nobody watching, intake does not pay for
+serializing, and a page that comes back later gets ``reset``, as after the buffer ran out.
 """
 
 from __future__ import annotations
@@ -94,11 +98,21 @@ class _Draft:
     cache is current up to this event."""
 
     seq: int
-    text: str
+    text: str | None  # None: nobody watches, so the frame was not built
     conversation_id: str | None = None
     assignee_id: str | None = None
     assignee_known: bool = False
     operator: Operator | None = None
+
+
+def _unwatched(seq: int, event: Event) -> _Draft:
+    """What the hub must still track of an event nobody sees: its number and its assignee."""
+    if isinstance(event, ConversationCreated | ConversationUpdated | MessageCreated):
+        conversation = event.conversation
+        return _Draft(seq, None, conversation.id, conversation.assignee_id, assignee_known=True)
+    if isinstance(event, DeliveryUpdated):
+        return _Draft(seq, None, event.message.conversation_id)
+    return _Draft(seq, None)
 
 
 class _Lru(OrderedDict[str, Any]):
@@ -152,6 +166,7 @@ class LiveHub:
         allowed_origins: Collection[str] = (),
         gap_timeout: float = 5.0,
         close_timeout: float = 5.0,
+        idle_grace: float = 60.0,
     ) -> None:
         self.bus, self.reads, self.router = bus, reads, router
         self.stream = secrets.token_hex(8)
@@ -166,6 +181,8 @@ class LiveHub:
         self._connections: set[_Connection] = set()
         self._names = _Lru(10_000)
         self._assignees = _Lru(100_000)
+        self._idle_grace = idle_grace
+        self._watched_until = 0.0  # monotonic; frames are built while a page is open and for a grace after
         self._unsubscribe: Any = None
 
     @property
@@ -198,6 +215,9 @@ class LiveHub:
     # events → frames, in sequence order
 
     async def _on_event(self, seq: int, event: Event) -> None:
+        if not self._connections and time.monotonic() > self._watched_until:
+            self._accept(_unwatched(seq, event))  # keeps the numbering and who holds what, builds nothing
+            return
         try:
             draft = await self._draft(seq, event)
         except Exception:  # a bare frame keeps the numbering whole; the page reloads what it shows
@@ -280,6 +300,10 @@ class LiveHub:
                 audience = frozenset(a for a in (draft.assignee_id, previous) if a)
             else:
                 audience = frozenset((previous,)) if previous else frozenset()
+        if draft.text is None:  # a page coming back now cannot resume across it: it reloads
+            self._frames.clear()
+            self._floor = max(self._floor, draft.seq)
+            return
         frame = Frame(draft.seq, draft.text, audience)
         if not late:
             self._frames.append(frame)
@@ -312,6 +336,8 @@ class LiveHub:
 
     def detach(self, connection: _Connection) -> None:
         self._connections.discard(connection)
+        if not self._connections:
+            self._watched_until = time.monotonic() + self._idle_grace
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         operator = await _authenticate(request)
@@ -533,6 +559,7 @@ def setup_live(
     allowed_origins: Collection[str] = (),
     gap_timeout: float = 5.0,
     close_timeout: float = 5.0,
+    idle_grace: float = 60.0,
 ) -> LiveHub:
     """Registers ``GET /api/v1/ws`` and the hub's lifecycle on ``app``, which :func:`create_web_app`
     has made (it reads the service and router from it). Call before the app starts. The hub
@@ -548,6 +575,7 @@ def setup_live(
         allowed_origins=allowed_origins,
         gap_timeout=gap_timeout,
         close_timeout=close_timeout,
+        idle_grace=idle_grace,
     )
     app[LIVE] = hub
     app.router.add_get(PATH, hub.handle, allow_head=False)
