@@ -95,6 +95,7 @@ class EmailIntake:
         # person wrote. Our own mail is mail with a Message-ID this channel gave out.
         own = parsed.own and self._ours(parsed.message_id) is not None
         referenced = parsed.thread_keys
+        text = parsed.reply_text or parsed.text
         own_keys = tuple(conversation_thread_key(match.group(2)) for key in referenced if (match := self._ours(key)))
         return InboundMessage(
             channel_id=self.context.channel.id,
@@ -102,7 +103,7 @@ class EmailIntake:
             contact=InboundContact(
                 external_id=parsed.sender.email.lower(), name=parsed.sender.name, email=parsed.sender.email
             ),
-            text=parsed.reply_text or parsed.text,
+            text=text,
             subject=parsed.subject,
             html=parsed.html,
             thread_keys=(*referenced, *own_keys),
@@ -119,7 +120,7 @@ class EmailIntake:
                     "to": [a.to_json() for a in parsed.to],
                     "cc": [a.to_json() for a in parsed.cc],
                     "references": list(parsed.references),
-                    "full_text": parsed.text,
+                    "full_text": None if parsed.text.strip() == text.strip() else parsed.text,  # None: text is all
                     "bulk": parsed.bulk,
                     "bounce": parsed.bounce.to_json() if parsed.bounce else None,
                     "own": own,

@@ -17,6 +17,8 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,20 @@ class _LimitedSMTP(SMTP):
             self._sessions[0] -= 1
             self._counted = False
         super().connection_lost(error)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's own parse of a MAIL or RCPT address, minus the class it defines on every call
+        (about 2% of the intake's time): the address and the rest, or (None, None) if malformed."""
+        if not arg:
+            return "", ""
+        try:
+            address, rest = (get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec)(arg)
+        except HeaderParseError:
+            return None, None
+        addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's mechanism name
         return await self._verified(await super().auth_PLAIN(_, args))

@@ -108,6 +108,13 @@ async def test_mail_is_stored_once_and_answered_250_only_after(mail: Mail) -> No
     assert message.extras["email"]["full_text"].rstrip().endswith("Иван Петров")
 
 
+async def test_the_whole_body_is_kept_once_when_nothing_was_cut(mail: Mail) -> None:
+    await mail.send_async(_customer_mail("<plain-1@example.org>", "Заказ", "Где мой заказ?"))
+    (conversation,) = await _conversations(mail.inbox)
+    (message,) = (await mail.inbox.store.list_messages(conversation.id, limit=10)).items
+    assert message.text.strip() == "Где мой заказ?" and message.extras["email"]["full_text"] is None
+
+
 async def test_unknown_recipient_550_and_oversize_552(mail: Mail) -> None:
     raw = (CORPUS / "koi8r.eml").read_bytes()
     with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
@@ -118,6 +125,19 @@ async def test_unknown_recipient_550_and_oversize_552(mail: Mail) -> None:
         await mail.send_async(big)
     assert too_big.value.smtp_code == 552
     assert await _conversations(mail.inbox) == []
+
+
+async def test_addresses_are_parsed_as_aiosmtpd_does_and_a_malformed_one_is_refused(mail: Mail) -> None:
+    def talk() -> list[tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", mail.inbox.smtp.port, timeout=10) as client:
+            client.ehlo()
+            answers = [client.docmd("MAIL", "FROM:<ivan@@example.ru>"), client.docmd("MAIL", "FROM:ivan@example.ru")]
+            answers += [client.docmd("RCPT", "TO:<support@example.com> NOTIFY=NEVER"), client.docmd("RSET")]
+            return answers
+
+    bad, bare, with_rest, _ = await asyncio.to_thread(talk)
+    assert bad[0] == 553 and bare[0] == 250  # aiosmtpd's answers to a malformed and to a bare address
+    assert with_rest[0] == 555  # the address parsed, the unknown parameter after it refused
 
 
 async def test_unparsable_mail_is_quarantined_not_dropped(mail: Mail) -> None:
