@@ -24,6 +24,7 @@ import aioimaplib
 
 from connectors.base import SyncState
 from connectors.email.intake import EmailIntake
+from connectors.email.parser_thread import parse_off_loop
 from connectors.email.settings import EmailSettings
 from inbox.errors import AuthError, ConnectorError, InboxError, ValidationError
 
@@ -149,17 +150,21 @@ class ImapPoller:
         """Accepts the group in UID order, then marks and records what intake took; a failure
         stops the group there, and that message is fetched again after reconnecting."""
         bodies = await session.bodies(group)
+        parsing = {uid: parse_off_loop(raw) for uid, raw in bodies.items()}  # parsed ahead, stored in order
         accepted: list[int] = []
         reached, failure = last, None
         for uid in group:
             if (raw := bodies.get(uid)) is not None:  # else expunged by someone meanwhile: nothing to import
                 try:
-                    await self.intake.accept(raw, source="imap", origin=f"imap:{self.folder}:{uidvalidity}:{uid}")
+                    origin = f"imap:{self.folder}:{uidvalidity}:{uid}"
+                    await self.intake.accept(raw, source="imap", origin=origin, parsing=parsing.pop(uid))
                 except Exception as exc:  # re-raised below, once what got in is marked and recorded
                     failure = exc
                     break
                 accepted.append(uid)
             reached = uid
+        for ahead in parsing.values():  # after a failure: fetched and parsed again next time
+            ahead.cancel()
         if accepted:
             await session.mark(accepted, self.settings.imap_processed_folder)
         if reached > last:

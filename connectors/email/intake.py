@@ -1,7 +1,8 @@
 """Raw mail → stored message, shared by SMTP and IMAP intake.
 
-Parsing runs in a worker thread, so a large or hostile message never blocks the event loop
-(a process pool, tried for the second core, measured slower: ~190 vs ~260 msgs/s over SMTP).
+Parsing runs in the parser thread (``parser_thread.py``), so a large or hostile message never
+blocks the event loop (a process pool, tried for the second core, measured slower: ~190 vs ~260
+msgs/s over SMTP).
 A message that cannot be parsed is quarantined (raw bytes kept, reason recorded) rather than
 refused or dropped; either way :meth:`EmailIntake.accept` returns only once the outcome is
 durable, which is when SMTP may answer 250 and IMAP may flag the message as done.
@@ -13,7 +14,8 @@ import asyncio
 import re
 
 from connectors.base import ConnectorContext
-from connectors.email.parsing import ParsedEmail, parse_email
+from connectors.email.parser_thread import parse_off_loop
+from connectors.email.parsing import ParsedEmail
 from connectors.email.settings import EmailSettings
 from inbox.domain import DeliveryStatus, InboundContact, InboundMessage, conversation_thread_key
 from inbox.errors import NotFound, PayloadError
@@ -35,14 +37,17 @@ class EmailIntake:
         self.context = context
         self.settings = settings
 
-    async def accept(self, raw: bytes, *, source: str, origin: str) -> InboundMessage | None:
+    async def accept(
+        self, raw: bytes, *, source: str, origin: str, parsing: asyncio.Future[ParsedEmail] | None = None
+    ) -> InboundMessage | None:
         """Stores one raw message (or quarantines it); returns what was stored, or None.
 
         ``origin`` says where it came from (an IMAP folder, UIDVALIDITY and UID; an SMTP
-        session) for the log. Quarantine is keyed by content, so the same bad message met again
+        session) for the log; ``parsing`` is the message already handed to the parser (IMAP
+        parses a batch ahead). Quarantine is keyed by content, so the same bad message met again
         (after a UIDVALIDITY change, in a backfill, redelivered over SMTP) is kept once."""
         try:
-            parsed = await asyncio.to_thread(parse_email, raw)
+            parsed = await (parsing or parse_off_loop(raw))
             if parsed.sender is None or not parsed.sender.email:
                 raise PayloadError("no sender address (From)")
         except PayloadError as exc:

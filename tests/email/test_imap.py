@@ -68,11 +68,11 @@ class RecordingIntake(EmailIntake):
         self.calls: list[str] = []
         self.before: Callable[[str], Awaitable[None]] | None = None
 
-    async def accept(self, raw: bytes, *, source: str, origin: str) -> InboundMessage | None:
+    async def accept(self, raw: bytes, *, source: str, origin: str, parsing: Any = None) -> InboundMessage | None:
         self.calls.append(origin)
         if self.before is not None:
             await self.before(origin)
-        return await super().accept(raw, source=source, origin=origin)
+        return await super().accept(raw, source=source, origin=origin, parsing=parsing)
 
     def uids(self) -> list[int]:
         return [int(call.rpartition(":")[2]) for call in self.calls]

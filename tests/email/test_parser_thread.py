@@ -1,0 +1,57 @@
+"""The parser thread: mail is parsed off the loop, in order, failures handed to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from connectors.email.parser_thread import MailParser
+from inbox.errors import PayloadError
+
+
+async def test_parses_off_the_loop_in_order_and_hands_failures_back() -> None:
+    loop_thread = threading.current_thread()
+    seen: list[tuple[bytes, bool]] = []
+
+    def parse(raw: bytes) -> bytes:  # type: ignore[return-value]  # a stand-in: the parser's own outcome
+        seen.append((raw, threading.current_thread() is loop_thread))
+        if raw == b"bad":
+            raise PayloadError("no header block")
+        return raw.upper()
+
+    parser = MailParser(parse)  # type: ignore[arg-type]
+    futures = [parser.parse(raw) for raw in (b"a", b"bad", b"c", b"d")]
+    futures[3].cancel()  # its caller gave up: the thread still works through the queue
+    outcomes = await asyncio.gather(*futures[:3], return_exceptions=True)
+    assert outcomes[0] == b"A" and outcomes[2] == b"C"
+    assert isinstance(outcomes[1], PayloadError)
+    for _ in range(100):  # the cancelled one is parsed too, then dropped
+        if len(seen) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == [(b"a", False), (b"bad", False), (b"c", False), (b"d", False)]
+
+
+async def test_a_burst_comes_back_complete() -> None:
+    parser = MailParser(lambda raw: raw)  # type: ignore[arg-type,return-value]
+    raws = [str(n).encode() for n in range(2_000)]
+    assert await asyncio.gather(*(parser.parse(raw) for raw in raws)) == raws
+
+
+def test_each_event_loop_gets_its_own_results() -> None:
+    parser = MailParser(lambda raw: raw)  # type: ignore[arg-type,return-value]
+
+    async def one(raw: bytes) -> bytes:
+        return await parser.parse(raw)
+
+    assert asyncio.run(one(b"first")) == b"first"
+    assert asyncio.run(one(b"second")) == b"second"  # a later loop, the same thread
+
+
+@pytest.mark.parametrize("size", [0, 1, 64 * 1024])
+async def test_real_mail_parses(size: int) -> None:
+    raw = b"From: a@example.org\r\nSubject: x\r\n\r\n" + b"y" * size + b"\r\n"
+    parsed = await MailParser().parse(raw)
+    assert parsed.sender is not None and parsed.sender.email == "a@example.org"
