@@ -11,13 +11,16 @@ connectors would: 20 in flight, then one at a time.
 
 1. The ceiling: the same calls with no router subscribed, msgs/s.
 2. With the ``Router`` started: msgs/s, the ratio to the ceiling, and the time the router spends on
-   each message. The router's ``on_event`` is wrapped before ``start()`` subscribes it; the wrapper
-   steps the coroutine itself, so it measures three things per message:
+   each message. Its entry points are wrapped before ``start()`` plugs them in: ``route`` (rules
+   and assignment, before the inbox stores the message), ``answer`` (auto-replies and timers, after)
+   and ``on_event`` (the bus). The wrapper steps each coroutine itself, so it measures three things
+   per message:
 
    * *busy*: time inside the router's own steps (rules, auto-replies, assignment, the store calls
      its decisions make), excluding time suspended. This is routing's own cost whatever else is in
-     flight, so decisions/s = messages / Σ busy. Group commits run as loop callbacks, outside any
-     step; the throughput-implied figure (1/router rate − 1/ceiling rate) includes them.
+     flight, so decisions/s = messages / Σ busy. What the inbox does with the result (writing the
+     changed conversation, the system event, the auto-replies) and group commits are outside these
+     steps; the throughput-implied figure (1/router rate − 1/ceiling rate) includes all of it.
    * *CPU*: the same steps in thread CPU time. Busy time also counts moments the OS gave the core
      to another process; on a shared two-core machine the two differ most at the tail.
    * *wall*: from the first event to the last step's end. With 20 in flight it includes waiting
@@ -67,7 +70,7 @@ from inbox import passwords
 from inbox.accounts import add_channel, add_operator
 from inbox.clock import SystemClock
 from inbox.domain import InboundContact, InboundMessage, Presence, Role
-from inbox.events import Event, EventBus
+from inbox.events import EventBus
 from inbox.service import InboxService
 from routing.catalog import Catalog
 from routing.router import Router
@@ -807,22 +810,21 @@ class Meter:
 
 
 def timed(
-    on_event: Callable[[int, Event], Coroutine[Any, Any, None]], meter: Meter, profiler: cProfile.Profile | None
-) -> Callable[[int, Event], Coroutine[Any, Any, None]]:
-    """The subscriber the router gets instead of its own ``on_event``: the same call, timed into
-    the receiving message's account. Nested calls (the router's own decisions publish events it
-    then ignores) run inside the outer one's steps and are not counted twice."""
+    step: Callable[..., Coroutine[Any, Any, Any]], meter: Meter, profiler: cProfile.Profile | None
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """One of the router's entry points (``route``, ``answer``, ``on_event``), the same call timed
+    into the receiving message's account. Nested calls (the router's own decisions publish events
+    it then sees) run inside the outer one's steps and are not counted twice."""
 
-    async def subscriber(sequence: int, event: Event) -> None:
+    async def measured(*args: Any) -> Any:
         account = _ACCOUNT.get()
         if account is None or _INSIDE.get():
-            await on_event(sequence, event)
-            return
+            return await step(*args)
         token = _INSIDE.set(True)
         started = time.perf_counter()
-        stepped = _Stepped(on_event(sequence, event), profiler)
+        stepped = _Stepped(step(*args), profiler)
         try:
-            await stepped
+            return await stepped
         except Exception as exc:
             meter.errors += 1
             meter.first_error = meter.first_error or f"{type(exc).__name__}: {exc}"
@@ -833,7 +835,7 @@ def timed(
             account[1] += stepped.cpu
             account[2] += time.perf_counter() - started
 
-    return subscriber
+    return measured
 
 
 # runs
@@ -958,7 +960,8 @@ async def run_once(
             meter = Meter()
             if routed:
                 router = Router(service, clock)
-                router.on_event = timed(router.on_event, meter, profiler)  # type: ignore[method-assign,assignment]
+                for entry in ("route", "answer", "on_event"):
+                    setattr(router, entry, timed(getattr(router, entry), meter, profiler))
                 router._plan = clocked(router._plan, run.engine_s)  # type: ignore[method-assign]
                 router._choose = clocked(router._choose, run.engine_s)  # type: ignore[method-assign]
                 await configure(router.catalog, channels, clock.now())

@@ -8,10 +8,10 @@ a crash could take back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inbox.clock import Clock, SystemClock
@@ -45,10 +45,11 @@ from inbox.events import (
 )
 from inbox.ids import new_id
 from inbox.locks import KeyedLocks
+from inbox.ports import Arrival, AssignmentGate, AutoReply, Routed, Triage
 from inbox.reads import InboxReads
 from storage.base import Store
 
-__all__ = ["AssignmentGate", "InboxService", "Received", "Sent", "UNCHANGED"]
+__all__ = ["InboxService", "Received", "Sent", "UNCHANGED"]
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +61,6 @@ class _Unchanged:
 
 UNCHANGED: Final = _Unchanged()
 """Marks a field :meth:`InboxService.update` should leave as it is (``None`` is a real value)."""
-
-
-class AssignmentGate(Protocol):
-    """Routing's say on a manual assignment, asked before it is stored (the inbox cannot import
-    routing, so routing plugs this in): it may refuse (focus mode, a cap) and it keeps its own
-    bookkeeping of who holds what. Returns True when the assignment exceeds a cap, which is
-    allowed only when asked for (``over_cap``) and is then recorded on the conversation."""
-
-    def admit(
-        self, actor: Operator, conversation: Conversation, assignee_id: str | None, *, over_cap: bool
-    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +95,7 @@ class InboxService:
         self._receiving = KeyedLocks()
         self.reads = InboxReads(store)
         self.assignment_gate: AssignmentGate | None = None
+        self.triage: Triage | None = None
 
     async def channel(self, channel_id: str) -> Channel:
         """Channels are read on every message and change rarely, so they are cached."""
@@ -179,6 +170,22 @@ class InboxService:
             extras=_inbound_extras(inbound, contact, conversation),
             created_at=now,
         )
+        arrival = Arrival(
+            conversation=conversation,
+            message=message,
+            contact=contact,
+            channel=channel,
+            new_conversation=new_conversation,
+            new_contact=new_contact,
+        )
+        routed = await self._route(arrival)
+        events: list[Message] = []
+        routing_changed: tuple[str, ...] = ()
+        if routed.changes:
+            conversation, routing_changed = _changed(conversation, now, **routed.changes)
+            changed = _unique((*changed, *routing_changed))
+        if routing_changed or routed.reason:
+            events.append(_system_event(conversation, routed.reason, routed.details, routing_changed, now))
         try:
             conversation = await self.store.append_message(
                 conversation,
@@ -186,12 +193,26 @@ class InboxService:
                 new_conversation=new_conversation,
                 thread_keys=thread_keys,
                 participants=participants,
+                events=events,
+                tags_changed="tags" in routing_changed,
             )
-        except Conflict:
+        except BaseException as exc:
+            if self.triage is not None:
+                self.triage.unroute(arrival, routed)
+            if not isinstance(exc, Conflict):
+                raise
             existing = await self.store.message_by_external_id(inbound.channel_id, inbound.external_id)
             if existing is None:
                 raise
             return await self._duplicate(existing)
+        replies = await self._answer(replace(arrival, conversation=conversation), routed)
+        automatic = []
+        for reply in replies:
+            conversation, sent, job = _outgoing(
+                conversation, None, reply.text, MessageKind.AUTO_REPLY, None, {"trigger": reply.trigger}, now
+            )
+            conversation = await self.store.append_message(conversation, sent, new_conversation=False, outbox=job)
+            automatic.append(sent)
         await self.store.durable()
         if new_conversation:
             await self.bus.publish(ConversationCreated(conversation=conversation))
@@ -202,7 +223,29 @@ class InboxService:
                 conversation=conversation, message=message, new_conversation=new_conversation, new_contact=new_contact
             )
         )
+        for record in (*events, *automatic):
+            await self.bus.publish(MessageCreated(conversation=conversation, message=record))
         return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
+
+    async def _route(self, arrival: Arrival) -> Routed:
+        """Routing's changes, or none when there is no routing or it failed: the customer's
+        message is stored either way (the failure is logged, the conversation left as it is)."""
+        if self.triage is None:
+            return _UNROUTED
+        try:
+            return await self.triage.route(arrival)
+        except Exception:
+            log.exception("routing failed for message %s; stored unrouted", arrival.message.id)
+            return _UNROUTED
+
+    async def _answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:
+        if self.triage is None:
+            return ()
+        try:
+            return await self.triage.answer(arrival, routed)
+        except Exception:
+            log.exception("auto-replies failed for message %s; none sent", arrival.message.id)
+            return ()
 
     async def _duplicate(self, message: Message) -> Received:
         await self.store.durable()  # the first delivery may still be committing
@@ -306,44 +349,14 @@ class InboxService:
             existing = await self.store.message_by_idempotency_key(author.id, idempotency_key)
             if existing is not None:
                 return await self._replayed(existing, conversation_id, kind, text)
-        conversation = await self.store.get_conversation(conversation_id)
-        now = self.clock.now()
-        sends = kind is not MessageKind.NOTE
-        message = Message(
-            id=new_id(),
-            conversation_id=conversation.id,
-            channel_id=conversation.channel_id,
-            direction=Direction.OUT,
-            kind=kind,
-            text=text,
-            author_id=author.id if author else None,
-            idempotency_key=idempotency_key,
-            delivery_status=DeliveryStatus.QUEUED if sends else None,
-            extras=dict(extras or {}),
-            created_at=now,
-        )
-        if kind is MessageKind.MESSAGE:
-            conversation = replace(
-                conversation,
-                updated_at=now,
-                last_message_at=now,
-                waiting_since=None,
-                first_response_at=conversation.first_response_at or now,
-            )
-        elif kind is MessageKind.AUTO_REPLY:
-            conversation = replace(conversation, updated_at=now, last_message_at=now)
-        else:
-            conversation = replace(conversation, updated_at=now)
-        outbox = (
-            OutboxItem(
-                id=new_id(),
-                message_id=message.id,
-                channel_id=conversation.channel_id,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            if sends
-            else None
+        conversation, message, outbox = _outgoing(
+            await self.store.get_conversation(conversation_id),
+            author,
+            text,
+            kind,
+            idempotency_key,
+            extras,
+            self.clock.now(),
         )
         try:
             conversation = await self.store.append_message(conversation, message, new_conversation=False, outbox=outbox)
@@ -468,9 +481,9 @@ class InboxService:
             snoozed_until=snoozed_until,
         )
         event = _system_event(updated, reason, details or {}, changed, now)
-        if "tags" in changed:  # append_message writes every other field of the conversation
-            await self.store.save_conversation(updated)
-        updated = await self.store.append_message(updated, event, new_conversation=False)
+        updated = await self.store.append_message(
+            updated, event, new_conversation=False, tags_changed="tags" in changed
+        )
         await self.store.durable()
         if changed:
             await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed))
@@ -633,6 +646,53 @@ def _check_time_zone(name: str) -> None:
         raise ValidationError(f"unknown time zone {name!r}") from None
 
 
+def _outgoing(
+    conversation: Conversation,
+    author: Operator | None,
+    text: str,
+    kind: MessageKind,
+    idempotency_key: str | None,
+    extras: Mapping[str, Any] | None,
+    now: datetime,
+) -> tuple[Conversation, Message, OutboxItem | None]:
+    """A reply, note or auto-reply, its delivery job (notes have none) and the conversation as it
+    becomes: an operator's reply is a first response and ends the wait; an auto-reply is neither."""
+    sends = kind is not MessageKind.NOTE
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction=Direction.OUT,
+        kind=kind,
+        text=text,
+        author_id=author.id if author else None,
+        idempotency_key=idempotency_key,
+        delivery_status=DeliveryStatus.QUEUED if sends else None,
+        extras=dict(extras or {}),
+        created_at=now,
+    )
+    if kind is MessageKind.MESSAGE:
+        conversation = replace(
+            conversation,
+            updated_at=now,
+            last_message_at=now,
+            waiting_since=None,
+            first_response_at=conversation.first_response_at or now,
+        )
+    elif kind is MessageKind.AUTO_REPLY:
+        conversation = replace(conversation, updated_at=now, last_message_at=now)
+    else:
+        conversation = replace(conversation, updated_at=now)
+    outbox = (
+        OutboxItem(
+            id=new_id(), message_id=message.id, channel_id=conversation.channel_id, next_attempt_at=now, created_at=now
+        )
+        if sends
+        else None
+    )
+    return conversation, message, outbox
+
+
 def _system_event(
     conversation: Conversation, reason: str, details: Mapping[str, Any], changed: tuple[str, ...], now: datetime
 ) -> Message:
@@ -658,6 +718,9 @@ def _inbound_extras(inbound: InboundMessage, sender: Contact, conversation: Conv
     if sender.id != conversation.contact_id:
         extras["sender"] = {"contact_id": sender.id, "name": sender.name}
     return extras
+
+
+_UNROUTED: Final = Routed()
 
 
 def _unique(values: tuple[str | None, ...]) -> tuple[str, ...]:

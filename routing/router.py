@@ -1,14 +1,19 @@
 """The routing pipeline: what happens to a conversation before and between people.
 
-On every customer message: rules → auto-replies → assignment. On an operator's reply, a
-resolution, a snooze or a hand-back, and on presence or cap changes, assignment follows at once.
-Every decision goes through :meth:`InboxService.decide`, so it is stored with the reason as a
-system event on the conversation. Timers (the "no answer yet" auto-reply, snooze wake-ups) are
-durable: they live in the store and fire after a restart too.
+A customer message is routed on the intake path, as the inbox's :class:`~inbox.ports.Triage`:
+:meth:`Router.route` runs the rules and picks the assignee before the message is stored, the
+inbox writes the message, the changed conversation and the decision's system event in one unit of
+work, then :meth:`Router.answer` adds the auto-replies and timers to the same unit. So a
+conversation never shows up unrouted, and a crash keeps the message with its routing or neither.
 
-The router is an event-bus subscriber and, for manual assignments, the inbox's
-:class:`~inbox.service.AssignmentGate` (caps and focus mode are checked before the change is
-stored). It ignores the events its own decisions publish.
+On an operator's reply, a resolution, a snooze or a hand-back, and on presence or cap changes,
+the router hears the bus and assignment follows at once; those decisions go through
+:meth:`InboxService.decide`, stored with the reason as a system event. Timers (the "no answer
+yet" auto-reply, snooze wake-ups) are durable: they live in the store and fire after a restart.
+
+For manual assignments the router is also the inbox's :class:`~inbox.ports.AssignmentGate`
+(caps and focus mode are checked before the change is stored). It ignores the events its own
+decisions publish.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import contextlib
 import contextvars
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +33,7 @@ from inbox.domain import (
     Conversation,
     ConversationStatus,
     Direction,
+    Message,
     MessageKind,
     Operator,
     Priority,
@@ -37,6 +43,7 @@ from inbox.domain import (
 from inbox.errors import NotFound, PermissionDenied
 from inbox.events import ConversationUpdated, Event, MessageCreated, OperatorUpdated
 from inbox.ids import new_id
+from inbox.ports import Arrival, AutoReply, Routed
 from inbox.service import UNCHANGED, InboxService
 from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting
 from routing.calendar import BusinessCalendar
@@ -74,6 +81,17 @@ class _Plan:
     operator_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FollowUp:
+    """What :meth:`Router.route` found that :meth:`Router.answer` needs, carried by the inbox."""
+
+    answers: bool
+    open_now: bool
+    templates: tuple[str, ...]
+    assignee_id: str | None
+    calendar: BusinessCalendar
+
+
 class Router:
     def __init__(self, service: InboxService, clock: Clock, *, catalog: Catalog | None = None) -> None:
         self.service = service
@@ -97,6 +115,7 @@ class Router:
         await self._restore()
         self._unsubscribe = self.service.bus.subscribe(self.on_event)
         self.service.assignment_gate = self
+        self.service.triage = self
         await self._persist_fill()
         if timer_interval is not None:
             self._timers = asyncio.create_task(self._tick_forever(timer_interval), name="routing-timers")
@@ -107,6 +126,8 @@ class Router:
             self._unsubscribe = None
         if self.service.assignment_gate is self:
             self.service.assignment_gate = None
+        if self.service.triage is self:
+            self.service.triage = None
         if self._timers:
             self._timers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -138,65 +159,76 @@ class Router:
             return
         if isinstance(event, MessageCreated):
             message = event.message
-            if message.direction is Direction.IN:
-                await self._on_customer_message(event)
-            elif message.kind is MessageKind.MESSAGE and message.author_id:
+            if message.direction is Direction.OUT and message.kind is MessageKind.MESSAGE and message.author_id:
                 await self._on_operator_reply(event.conversation)
         elif isinstance(event, ConversationUpdated):
             await self._on_conversation_changed(event)
         elif isinstance(event, OperatorUpdated):
             await self._on_operator_changed(event.operator)
 
-    async def _on_customer_message(self, event: MessageCreated) -> None:
-        conversation, message = event.conversation, event.message
-        channel = await self.service.channel(conversation.channel_id)
-        settings = self.catalog.settings
+    # the intake path (the inbox's Triage)
+
+    async def route(self, arrival: Arrival) -> Routed:
+        """Rules and assignment for a customer message about to be stored: the changes and why.
+        Nothing is written here; the inbox stores the result with the message."""
+        conversation, message = arrival.conversation, arrival.message
         answers = not (message.extras.get("auto_reply") or message.extras.get("suppress_auto_reply"))
-        # the contact is read only when a rule or an auto-reply can use it: most messages need neither
-        wants_contact = len(self.catalog.rules) > 0 or (answers and self._may_auto_reply())
-        contact = await self.store.get_contact(conversation.contact_id) if wants_contact else None
-        attributes = contact.attributes if contact else {}
-        now = self.clock.now()
-        calendar = self.catalog.calendar_for(channel.id, conversation.team_id)
-        open_now = calendar.is_open(now)
-        language = attributes.get("language")
-        if language is None and self.catalog.rules.uses_language:
-            language = detect_language(message.text)
-        plan = (
-            self._plan(event, channel.kind, attributes, open_now, language)
-            if len(self.catalog.rules)
-            else _Plan(changes={})
-        )
+        attributes = arrival.contact.attributes
+        calendar = self.catalog.calendar_for(arrival.channel.id, conversation.team_id)
+        open_now = calendar.is_open(self.clock.now())
+        plan = self._plan(arrival, attributes, open_now) if len(self.catalog.rules) else _Plan(changes={})
         changes = {name: value for name, value in plan.changes.items() if getattr(conversation, name) != value}
         reasons, details = [], {}
         if changes:
             reasons.append("rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules))
             details["rules"] = list(plan.rules)
-        # assignment is decided in the same step, so a new conversation is written once
         routed = {k: v for k, v in changes.items() if k in ("team_id", "priority", "status")}
-        planned = replace(conversation, **routed) if routed else conversation
-        assignee, why = self._choose(planned, plan.operator_id)
+        assignee, why = self._choose(replace(conversation, **routed) if routed else conversation, plan.operator_id)
         if assignee is not None:
             changes["assignee_id"] = assignee
             reasons.append(self._assignment_reason(assignee, why))
             details |= {"assignee_id": assignee, "why": why}
-        if changes:
-            try:
-                conversation = await self._decide(conversation, reason="; ".join(reasons), details=details, **changes)
-            except Exception:
-                if assignee is not None:
-                    self.roster.release(conversation.id, requeue=True)
-                raise
-        if answers:
-            name = contact.name if contact else None
-            replies = _Replies(self, conversation, name, language, calendar, text=message.text, channel=channel.name)
-            if event.new_conversation:
-                await replies.send(settings.acknowledgement_template_id, "acknowledgement", once=True)
-            if not open_now:
-                await replies.send(settings.out_of_hours_template_id, "out_of_hours", once=False)
-            for template_id in plan.templates:
-                await replies.send(template_id, f"rule:{template_id}", once=True)
-            await self._arm_no_answer(conversation)
+        follow_up = _FollowUp(
+            answers=answers, open_now=open_now, templates=plan.templates, assignee_id=assignee, calendar=calendar
+        )
+        return Routed(changes=changes, reason="; ".join(reasons), details=details, plan=follow_up)
+
+    def unroute(self, arrival: Arrival, routed: Routed) -> None:
+        conversation_id = arrival.conversation.id
+        if isinstance(routed.plan, _FollowUp) and routed.plan.assignee_id is not None:
+            self.roster.release(conversation_id, requeue=not arrival.new_conversation)
+        if arrival.new_conversation:
+            self.roster.dequeue(conversation_id)  # never stored: nothing waits
+
+    async def answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:
+        """The auto-replies this message triggers, after it is written, and the "no answer yet"
+        timer; marks and timers go into the same unit of work as the message."""
+        follow_up = routed.plan
+        conversation = arrival.conversation
+        if "snoozed_until" in routed.changes:
+            await self._arm_snooze_end(conversation)
+        if not isinstance(follow_up, _FollowUp) or not follow_up.answers:
+            return ()
+        settings = self.catalog.settings
+        replies = _Replies(
+            self,
+            conversation,
+            arrival.contact.name,
+            arrival.contact.attributes.get("language"),
+            follow_up.calendar,
+            text=arrival.message.text,
+            channel=arrival.channel.name,
+            fresh=arrival.new_conversation,
+        )
+        if arrival.new_conversation:
+            await replies.add(settings.acknowledgement_template_id, "acknowledgement", once=True)
+        if not follow_up.open_now:
+            await replies.add(settings.out_of_hours_template_id, "out_of_hours", once=False)
+        for template_id in follow_up.templates:
+            await replies.add(template_id, f"rule:{template_id}", once=True)
+        if conversation.status is ConversationStatus.OPEN:
+            await self._arm_no_answer(conversation, arrival.message)
+        return replies.written
 
     def _may_auto_reply(self) -> bool:
         settings = self.catalog.settings
@@ -204,28 +236,27 @@ class Router:
             settings.acknowledgement_template_id or settings.out_of_hours_template_id or settings.no_answer_template_id
         )
 
-    def _plan(
-        self, event: MessageCreated, channel_kind: str, attributes: Any, open_now: bool, language: str | None
-    ) -> _Plan:
-        conversation = event.conversation
+    def _plan(self, arrival: Arrival, attributes: Any, open_now: bool) -> _Plan:
+        conversation = arrival.conversation
         matched: list[str] = []
         actions = []
         for name in ("conversation_created", "message_received"):
-            if name == "conversation_created" and not event.new_conversation:
+            if name == "conversation_created" and not arrival.new_conversation:
                 continue
             decision = self.catalog.rules.evaluate(
                 Facts(
                     event=name,
                     channel_id=conversation.channel_id,
-                    channel_kind=channel_kind,
-                    text=event.message.text,
+                    channel_kind=arrival.channel.kind,
+                    text=arrival.message.text,
                     subject=conversation.subject,
                     contact_attributes=attributes,
-                    contact_is_new=event.new_contact,
+                    contact_is_new=arrival.new_contact,
                     inside_business_hours=open_now,
                     priority=str(conversation.priority),
                     tags=frozenset(conversation.tags),
-                    language=language,
+                    language=attributes.get("language")
+                    or (detect_language(arrival.message.text) if self.catalog.rules.uses_language else None),
                 )
             )
             matched += decision.matched
@@ -264,11 +295,8 @@ class Router:
         conversation = event.conversation
         freed = False
         if "status" in event.changed or "snoozed_until" in event.changed:
-            if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until:
-                timer = Timer(
-                    id=new_id(), kind=SNOOZE_END, conversation_id=conversation.id, due_at=conversation.snoozed_until
-                )
-                await self.store.set_timer(timer)
+            if event.actor_id:  # a rule's snooze got its timer with the message (answer())
+                await self._arm_snooze_end(conversation)
             if conversation.status in (ConversationStatus.RESOLVED, ConversationStatus.SNOOZED):
                 freed = self.roster.release(conversation.id) is not None
                 self.roster.dequeue(conversation.id)
@@ -387,17 +415,21 @@ class Router:
 
     # timers
 
-    async def _arm_no_answer(self, conversation: Conversation) -> None:
+    async def _arm_no_answer(self, conversation: Conversation, message: Message) -> None:
+        """Armed by the message that starts a wait, so once per wait: later messages of the same
+        wait, and the timer's own auto-reply, leave ``waiting_since`` as it is."""
         settings = self.catalog.settings
-        if not settings.no_answer_template_id or conversation.waiting_since is None:
+        if not settings.no_answer_template_id or conversation.waiting_since != message.created_at:
             return
-        mark = f"routing:no_answer:{conversation.id}"
-        waiting_since = conversation.waiting_since.isoformat()
-        if await self.store.get_sync_state(mark) == waiting_since:
-            return  # armed (or fired) for this wait already: never twice for one trigger
-        await self.store.set_sync_state(mark, waiting_since)
         due = conversation.waiting_since + timedelta(minutes=settings.no_answer_minutes)
         await self.store.set_timer(Timer(id=new_id(), kind=NO_ANSWER, conversation_id=conversation.id, due_at=due))
+
+    async def _arm_snooze_end(self, conversation: Conversation) -> None:
+        if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until:
+            timer = Timer(
+                id=new_id(), kind=SNOOZE_END, conversation_id=conversation.id, due_at=conversation.snoozed_until
+            )
+            await self.store.set_timer(timer)
 
     async def fire_due_timers(self) -> int:
         """Fires what is due now; returns how many. Also reclaims from operators away too long."""
@@ -426,7 +458,10 @@ class Router:
             language = contact.attributes.get("language")
             channel = await self.service.channel(conversation.channel_id)
             replies = _Replies(self, conversation, contact.name, language, calendar, channel=channel.name)
-            await replies.send(self.catalog.settings.no_answer_template_id, "no_answer", once=False)
+            reply = await replies.add(self.catalog.settings.no_answer_template_id, "no_answer", once=False)
+            if reply is not None:
+                with _own_events():
+                    await self.service.auto_reply(conversation.id, reply.text, trigger=reply.trigger)
         elif timer.kind == SNOOZE_END:
             if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until <= self.clock.now():
                 woken = await self._decide(conversation, reason="snooze ended", status=ConversationStatus.OPEN)
@@ -490,24 +525,30 @@ class _Replies:
         *,
         text: str | None = None,
         channel: str | None = None,
+        fresh: bool = False,
     ) -> None:
         self.router, self.conversation = router, conversation
         self.name, self.language, self.calendar, self.text, self.channel = name, language, calendar, text, channel
+        self.written: list[AutoReply] = []
+        self.fresh = fresh
 
-    async def send(self, template_id: str | None, trigger: str, *, once: bool) -> bool:
+    async def add(self, template_id: str | None, trigger: str, *, once: bool) -> AutoReply | None:
+        """The reply this trigger sends now, marked as sent (the caller stores it in the same
+        unit of work), or None when the trigger has answered already or a limit holds it back."""
         router, conversation = self.router, self.conversation
         template = router.catalog.template(template_id)
         if template is None:
-            return False
+            return None
         store, now, settings = router.store, router.clock.now(), router.catalog.settings
         mark = f"routing:auto_reply:{conversation.id}:{trigger}"
-        last = await store.get_sync_state(mark)
+        # a conversation created with this message has answered no trigger yet
+        last = None if self.fresh else await store.get_sync_state(mark)
         period = timedelta(minutes=settings.out_of_hours_period_minutes)
         if last is not None and (once or now - datetime.fromisoformat(last) < period):
-            return False
+            return None
         if not await self._within_contact_limit(now):
             log.info("auto-reply %s to conversation %s held back: contact limit", trigger, conversation.number)
-            return False
+            return None
         await store.set_sync_state(mark, now.isoformat())
         text = render(
             template,
@@ -518,9 +559,9 @@ class _Replies:
             channel_name=self.channel,
             time_zone=self.calendar.time_zone,
         )
-        with _own_events():
-            await router.service.auto_reply(conversation.id, text, trigger=trigger)
-        return True
+        reply = AutoReply(text, trigger)
+        self.written.append(reply)
+        return reply
 
     async def _within_contact_limit(self, now: datetime) -> bool:
         store, limit = self.router.store, self.router.catalog.settings.auto_replies_per_contact_per_hour

@@ -230,14 +230,20 @@ def _values(
     if next_opening is not None:
         if next_opening.tzinfo is None or next_opening.utcoffset() is None:
             raise ValueError("next_opening must be timezone-aware")
-        zone = ZoneInfo(time_zone) if isinstance(time_zone, str) else time_zone
-        opening = format_datetime(next_opening, NEXT_OPENING_FORMAT, tzinfo=zone, locale=_locale(language))
+        opening = _opening(next_opening, language, time_zone)
     return {
         "contact_name": contact_name or "",
         "conversation_number": "" if conversation_number is None else conversation_number,
         "next_opening": opening,
         "channel_name": channel_name or "",
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _opening(moment: datetime, language: str, time_zone: str | tzinfo | None) -> str:
+    """Formatted once per opening, language and zone: every reply of a closed evening shows the same."""
+    zone = ZoneInfo(time_zone) if isinstance(time_zone, str) else time_zone
+    return format_datetime(moment, NEXT_OPENING_FORMAT, tzinfo=zone, locale=_locale(language))
 
 
 @functools.lru_cache(maxsize=64)

@@ -248,11 +248,14 @@ class Store(ABC):
         thread_keys: Sequence[str] = (),
         participants: Sequence[str] = (),
         outbox: OutboxItem | None = None,
+        events: Sequence[Message] = (),
+        tags_changed: bool = False,
     ) -> Conversation:
         """Atomically stores ``message`` and the conversation's new state (inserting it, with the
         next sequential ``number``, when ``new_conversation``), adds ``thread_keys`` and
-        ``participants`` to the conversation's, and stores ``outbox`` if given. Tags are written only for a new
-        conversation; changing them is :meth:`save_conversation`'s job.
+        ``participants`` to the conversation's, and stores ``outbox`` if given, and ``events``
+        (system events about the same change, after the message). Tags are written for a new
+        conversation, or when ``tags_changed``; otherwise they are left as stored.
 
         Raises ``Conflict`` and stores nothing when the message's (channel, external id) or
         (author, idempotency key) already exists. Returns the conversation as stored.

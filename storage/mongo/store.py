@@ -407,6 +407,8 @@ class MongoStore(Store):
         thread_keys: Sequence[str] = (),
         participants: Sequence[str] = (),
         outbox: OutboxItem | None = None,
+        events: Sequence[Message] = (),
+        tags_changed: bool = False,  # tags are a field of the conversation's document: always written
     ) -> Conversation:
         keys, others = list(thread_keys), list(participants)  # the work may run more than once (retries)
         conversations = self._c(CONVERSATIONS)
@@ -426,6 +428,8 @@ class MongoStore(Store):
                     )
                 if outbox is not None:
                     await self._insert(OUTBOX, docs.outbox_document(outbox), mine, session)
+                for event in events:
+                    await self._insert(MESSAGES, docs.message_document(event), mine, session)
             except BaseException:
                 if session is None:  # a transaction rolls back by itself
                     await self._undo(mine)

@@ -71,6 +71,11 @@ bounded amount of work; a rarer or second word narrows to older conversations.""
 
 _TAG_ORDER = ("t.last_message_at", "t.conversation_id")
 
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (id, conversation_id, channel_id, direction, kind, text, html,"
+    " author_id, attachments, external_id, idempotency_key, delivery_status,"
+    " delivery_error, extras, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _UPDATE_CONVERSATION = (
     "UPDATE conversations SET " + ", ".join(f"{c} = ?" for c in CONVERSATION_MUTABLE) + " WHERE id = ?"
 )
@@ -404,6 +409,8 @@ class SqliteStore(Store):
         thread_keys: Sequence[str] = (),
         participants: Sequence[str] = (),
         outbox: OutboxItem | None = None,
+        events: Sequence[Message] = (),
+        tags_changed: bool = False,
     ) -> Conversation:
         with self._database.unit() as db:
             if new_conversation:
@@ -429,25 +436,25 @@ class SqliteStore(Store):
                 self._write_tags(db, conversation, replace=False)
             else:
                 db.execute(_UPDATE_CONVERSATION, (*conversation_mutable_values(conversation), conversation.id))
-                if conversation.tags:
+                if tags_changed:
+                    self._write_tags(db, conversation, replace=True)
+                elif conversation.tags:
                     db.execute(
                         "UPDATE conversation_tags SET last_message_at = ? WHERE conversation_id = ?",
                         (to_micros(conversation.last_message_at), conversation.id),
                     )
-            db.executemany(
-                "INSERT OR IGNORE INTO thread_keys (key, conversation_id) VALUES (?, ?)",
-                [(key, conversation.id) for key in thread_keys],
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO participants (key, conversation_id) VALUES (?, ?)",
-                [(key, conversation.id) for key in participants],
-            )
-            db.execute(
-                "INSERT INTO messages (id, conversation_id, channel_id, direction, kind, text, html,"
-                " author_id, attachments, external_id, idempotency_key, delivery_status,"
-                " delivery_error, extras, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                message_values(message),
-            )
+            if thread_keys:
+                db.executemany(
+                    "INSERT OR IGNORE INTO thread_keys (key, conversation_id) VALUES (?, ?)",
+                    [(key, conversation.id) for key in thread_keys],
+                )
+            if participants:
+                db.executemany(
+                    "INSERT OR IGNORE INTO participants (key, conversation_id) VALUES (?, ?)",
+                    [(key, conversation.id) for key in participants],
+                )
+            for row in (message, *events):
+                db.execute(_INSERT_MESSAGE, message_values(row))
             if outbox is not None:
                 _insert_outbox(db, outbox)
         searchable = [message.text] if message.kind in SEARCHABLE_KINDS else []

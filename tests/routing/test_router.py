@@ -14,7 +14,7 @@ import pytest
 from inbox.accounts import add_operator
 from inbox.clock import ManualClock
 from inbox.domain import Channel, ConversationStatus, MessageKind, Operator, Presence, Priority, Role
-from inbox.errors import Conflict, PermissionDenied
+from inbox.errors import Conflict, PermissionDenied, Unavailable
 from inbox.service import InboxService
 from routing.router import Router
 from storage.base import ConversationFilter, Store
@@ -289,6 +289,35 @@ async def test_snooze_ends_by_a_durable_timer(
     assert woken.status is ConversationStatus.OPEN and woken.snoozed_until is None
 
 
+async def test_a_rule_that_snoozes_a_new_conversation_wakes_it_by_a_timer(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
+) -> None:
+    await router.catalog.put(
+        "rule",
+        {
+            "name": "come back later",
+            "position": 1,
+            "match": "all",
+            "event": "conversation_created",
+            "conditions": [{"field": "text", "op": "contains", "value": "later"}],
+            "actions": [{"type": "snooze", "minutes": 30}],
+        },
+    )
+    snoozed = (await service.receive(inbound(channel.id, "m1", text="answer me later"))).conversation
+    assert snoozed.status is ConversationStatus.SNOOZED and snoozed.assignee_id is None
+    assert not router.roster.is_queued(snoozed.id)
+    clock.advance(timedelta(minutes=29))
+    assert await router.fire_due_timers() == 0
+    clock.advance(timedelta(minutes=1))
+    assert await router.fire_due_timers() == 1
+    woken = await store.get_conversation(snoozed.id)
+    assert woken.status is ConversationStatus.OPEN and router.roster.is_queued(snoozed.id)
+    assert [m.text for m in await _messages(store, snoozed.id, MessageKind.SYSTEM)] == [
+        "rules: come back later",
+        "snooze ended",
+    ]
+
+
 async def test_the_acknowledgement_goes_out_once_per_conversation(
     router: Router, service: InboxService, store: Store, channel: Channel
 ) -> None:
@@ -321,3 +350,53 @@ async def test_manual_assignments_of_closed_work_or_to_unseated_operators_free_t
     await service.update(resolved.id, supervisor, assignee_id=anna.id)  # resolved: takes no slot
     waiting = (await service.receive(inbound(channel.id, "m3", contact="c3"))).conversation
     assert (await store.get_conversation(waiting.id)).assignee_id == anna.id
+
+
+async def test_a_conversation_is_stored_routed_and_a_failed_store_gives_its_slot_back(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    olga = await _operator(store, clock, router, "olga", max_open=1)
+    created: list[Any] = []
+    service.bus.subscribe(lambda _, event: _collect(created, event))
+    original = store.append_message
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        raise Unavailable("disk full")
+
+    monkeypatch.setattr(store, "append_message", failing)
+    with pytest.raises(Unavailable):
+        await service.receive(inbound(channel.id, "m1", contact="c1"))
+    assert router.roster.load(olga.id) == 0 and router.roster.queue() == []  # no phantom holds her slot
+    monkeypatch.setattr(store, "append_message", original)
+    received = await service.receive(inbound(channel.id, "m1", contact="c1"))
+    # the first event already shows it routed: no page ever sees it unassigned
+    assert [type(e).__name__ for e in created][:1] == ["ConversationCreated"]
+    assert created[0].conversation.assignee_id == olga.id == received.conversation.assignee_id
+
+
+async def test_a_routing_failure_never_loses_the_message(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug in a rule")
+
+    monkeypatch.setattr(router, "_plan", broken)
+    await router.catalog.put(
+        "rule",
+        {
+            "name": "any",
+            "position": 1,
+            "match": "all",
+            "event": "message_received",
+            "conditions": [],
+            "actions": [{"type": "add_tag", "tag": "x"}],
+        },
+    )
+    await _operator(store, clock, router, "olga")
+    received = await service.receive(inbound(channel.id, "m1", text="still here"))
+    (stored,) = await _messages(store, received.conversation.id, MessageKind.MESSAGE)
+    assert stored.text == "still here" and received.conversation.assignee_id is None
+
+
+async def _collect(into: list[Any], event: Any) -> None:
+    into.append(event)
