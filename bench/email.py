@@ -236,15 +236,18 @@ def bench_imap(count: int) -> float:
                 http_port, smtp_port = free_port(), free_port()
                 args = ["-m", "inbox", "serve", "--data-dir", str(data_dir), "--http-port", str(http_port)]
                 started = time.perf_counter()
+                first: tuple[float, int] | None = None  # when the first messages were seen stored, and how many
                 with process([*args, "--smtp-port", str(smtp_port)], http_port):
                     deadline = time.monotonic() + 600
-                    while stored_messages(data_dir) < count and time.monotonic() < deadline:  # noqa: ASYNC110
-                        await asyncio.sleep(0.2)
+                    while (stored := stored_messages(data_dir)) < count and time.monotonic() < deadline:
+                        if first is None and stored:
+                            first = (time.perf_counter(), stored)
+                        await asyncio.sleep(0.05)
                     seconds = time.perf_counter() - started
-                    stored = stored_messages(data_dir)
+        steady = (stored - first[1]) / (started + seconds - first[0]) if first else float("nan")
         print(
             f"3. IMAP import: {count:,} varied messages from Dovecot: {stored:,} stored in {seconds:.1f} s"
-            f" = {stored / seconds:,.0f} msgs/s (includes server start-up)"
+            f" = {stored / seconds:,.0f} msgs/s including server start-up; {steady:,.0f} msgs/s once importing"
         )
         return stored / seconds
 
