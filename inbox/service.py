@@ -584,39 +584,39 @@ def _changed(
     snoozed_until: datetime | None | _Unchanged = UNCHANGED,
 ) -> tuple[Conversation, tuple[str, ...]]:
     """The conversation with the given fields changed, and the names of those that did change."""
-    updated = conversation
+    fields: dict[str, Any] = {}
     for name, value in (("assignee_id", assignee_id), ("team_id", team_id), ("priority", priority)):
         if not isinstance(value, _Unchanged):
-            updated = replace(updated, **{name: value})
+            fields[name] = value
     if not isinstance(tags, _Unchanged):
-        updated = replace(updated, tags=_unique(tags))
+        fields["tags"] = _unique(tags)
     if not isinstance(status, _Unchanged) or not isinstance(snoozed_until, _Unchanged):
-        updated = _with_status(
-            updated,
+        fields |= _status_fields(
+            conversation,
             conversation.status if isinstance(status, _Unchanged) else status,
             None if isinstance(snoozed_until, _Unchanged) else snoozed_until,
             now,
         )
-    changed = tuple(name for name in _CHANGE_TRACKED if getattr(updated, name) != getattr(conversation, name))
-    return (replace(updated, updated_at=now), changed) if changed else (conversation, ())
+    changed = tuple(name for name in _CHANGE_TRACKED if name in fields and fields[name] != getattr(conversation, name))
+    return (replace(conversation, **fields, updated_at=now), changed) if changed else (conversation, ())
 
 
-def _with_status(
+def _status_fields(
     conversation: Conversation,
     status: ConversationStatus,
     snoozed_until: datetime | None,
     now: datetime,
-) -> Conversation:
+) -> dict[str, Any]:
     if status is ConversationStatus.SNOOZED:
         if snoozed_until is None or snoozed_until <= now:
             raise ValidationError("snoozing needs a snoozed_until in the future")
-        return replace(conversation, status=status, snoozed_until=snoozed_until, resolved_at=None)
+        return {"status": status, "snoozed_until": snoozed_until, "resolved_at": None}
     if snoozed_until is not None:
         raise ValidationError("snoozed_until goes only with status 'snoozed'")
     if status is ConversationStatus.RESOLVED:
         resolved_at = conversation.resolved_at if conversation.status is status else now
-        return replace(conversation, status=status, snoozed_until=None, resolved_at=resolved_at)
-    return replace(conversation, status=status, snoozed_until=None, resolved_at=None)
+        return {"status": status, "snoozed_until": None, "resolved_at": resolved_at}
+    return {"status": status, "snoozed_until": None, "resolved_at": None}
 
 
 def _reopened_by_customer(conversation: Conversation, now: datetime) -> tuple[Conversation, tuple[str, ...]]:

@@ -255,8 +255,7 @@ class Router:
                     inside_business_hours=open_now,
                     priority=str(conversation.priority),
                     tags=frozenset(conversation.tags),
-                    language=attributes.get("language")
-                    or (detect_language(arrival.message.text) if self.catalog.rules.uses_language else None),
+                    language=attributes.get("language"),  # None: the rules guess from the text if one asks
                 )
             )
             matched += decision.matched

@@ -71,6 +71,16 @@ bounded amount of work; a rarer or second word narrows to older conversations.""
 
 _TAG_ORDER = ("t.last_message_at", "t.conversation_id")
 
+
+def _touch_tags(db: sqlite3.Connection, conversation: Conversation) -> None:
+    """Tag rows carry the conversation's last activity, so a tag's list pages by it."""
+    active = to_micros(conversation.last_message_at)
+    db.execute(
+        "UPDATE conversation_tags SET last_message_at = ? WHERE conversation_id = ? AND last_message_at != ?",
+        (active, conversation.id, active),
+    )
+
+
 _INSERT_MESSAGE = (
     "INSERT INTO messages (id, conversation_id, channel_id, direction, kind, text, html,"
     " author_id, attachments, external_id, idempotency_key, delivery_status,"
@@ -393,11 +403,19 @@ class SqliteStore(Store):
 
     @staticmethod
     def _write_tags(db: sqlite3.Connection, conversation: Conversation, *, replace: bool) -> None:
+        """The conversation's tag rows; with ``replace``, only the difference is written (tags are
+        mostly added one at a time, and each row sits in three indexes)."""
+        active = to_micros(conversation.last_message_at)
         if replace:
-            db.execute("DELETE FROM conversation_tags WHERE conversation_id = ?", (conversation.id,))
+            db.execute(
+                "DELETE FROM conversation_tags"
+                " WHERE conversation_id = ? AND tag NOT IN (SELECT value FROM json_each(?))",
+                (conversation.id, json.dumps(conversation.tags)),
+            )
+            _touch_tags(db, conversation)
         db.executemany(
             "INSERT OR IGNORE INTO conversation_tags (tag, conversation_id, last_message_at) VALUES (?, ?, ?)",
-            [(tag, conversation.id, to_micros(conversation.last_message_at)) for tag in conversation.tags],
+            [(tag, conversation.id, active) for tag in conversation.tags],
         )
 
     async def append_message(
@@ -439,10 +457,7 @@ class SqliteStore(Store):
                 if tags_changed:
                     self._write_tags(db, conversation, replace=True)
                 elif conversation.tags:
-                    db.execute(
-                        "UPDATE conversation_tags SET last_message_at = ? WHERE conversation_id = ?",
-                        (to_micros(conversation.last_message_at), conversation.id),
-                    )
+                    _touch_tags(db, conversation)
             if thread_keys:
                 db.executemany(
                     "INSERT OR IGNORE INTO thread_keys (key, conversation_id) VALUES (?, ?)",

@@ -400,3 +400,22 @@ async def test_a_routing_failure_never_loses_the_message(
 
 async def _collect(into: list[Any], event: Any) -> None:
     into.append(event)
+
+
+async def test_a_language_rule_guesses_from_the_text_when_the_contact_has_none(
+    router: Router, service: InboxService, store: Store, channel: Channel
+) -> None:
+    await router.catalog.put(
+        "rule",
+        {
+            "name": "russian",
+            "position": 1,
+            "match": "all",
+            "event": "message_received",
+            "conditions": [{"field": "language", "op": "is", "value": "ru"}],
+            "actions": [{"type": "add_tag", "tag": "ru"}],
+        },
+    )
+    russian = await service.receive(inbound(channel.id, "m1", contact="c1", text="Здравствуйте, где мой заказ?"))
+    english = await service.receive(inbound(channel.id, "m2", contact="c2", text="Hello, where is my order?"))
+    assert russian.conversation.tags == ("ru",) and english.conversation.tags == ()

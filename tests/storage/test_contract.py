@@ -381,6 +381,21 @@ async def test_save_conversation_replaces_tags_and_fields(store: Store, clock: M
         await store.save_conversation(replace(conversation, id=new_id()))
 
 
+async def test_a_message_that_changes_tags_moves_the_conversation_up_every_tag_list(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    older, _ = await _start(store, clock, channel, tags=("x",))
+    clock.advance(timedelta(minutes=1))
+    newer, _ = await _start(store, clock, channel, tags=("x",))
+    clock.advance(timedelta(minutes=1))
+    routed = replace(older, tags=("x", "y"), last_message_at=clock.now(), updated_at=clock.now())
+    stored = await store.append_message(routed, _message(clock, older), new_conversation=False, tags_changed=True)
+    assert stored.tags == ("x", "y")
+    for tag, expected in (("x", [older.id, newer.id]), ("y", [older.id])):
+        page = await store.list_conversations(ConversationFilter(tag=tag), limit=5)
+        assert [c.id for c in page.items] == expected
+
+
 async def test_outbox_claim_lease_retry_and_finish(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
     reply = _message(
