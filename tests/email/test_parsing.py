@@ -142,7 +142,8 @@ def test_inline_images_keep_their_content_id_and_cid_sources() -> None:
         ),
         (
             "outlook_reply_ru.eml",
-            "Добрый день!\n\nДа, адрес доставки верный: Москва, ул. Ленина, д. 5, кв. 12.\n\nС уважением,\nАнна Волкова",
+            "Добрый день!\n\nДа, адрес доставки верный: Москва, ул. Ленина, д. 5, кв. 12."
+            "\n\nС уважением,\nАнна Волкова",
         ),
         ("gmail_reply_en.eml", "Thanks, that worked! I can log in now."),
         ("gmail_reply_ru.eml", "Добрый день!\n\nСпасибо, всё заработало."),
