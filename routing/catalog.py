@@ -19,7 +19,8 @@ from pydantic import ValidationError as PydanticValidationError
 from inbox.errors import NotFound
 from inbox.ids import new_id
 from routing.calendar import ALWAYS_OPEN, BusinessCalendar
-from routing.rules import AssignTeamAction, CompiledRules, Rule, RuleError, SendAutoReplyAction, load_rule
+from routing.matching import CompiledRules
+from routing.rules import AssignTeamAction, Rule, RuleError, SendAutoReplyAction, load_rule
 from routing.templates import AutoReplyError, AutoReplyTemplate, load_template
 from storage.base import Store
 

@@ -48,6 +48,7 @@ from inbox.service import UNCHANGED, InboxService
 from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting
 from routing.calendar import BusinessCalendar
 from routing.catalog import Catalog
+from routing.language import detect_language
 from routing.rules import (
     AddTagAction,
     AssignOperatorAction,
@@ -57,7 +58,6 @@ from routing.rules import (
     SendAutoReplyAction,
     SetPriorityAction,
     SnoozeAction,
-    detect_language,
 )
 from routing.templates import render
 from storage.base import ConversationFilter
