@@ -24,8 +24,8 @@ import re2
 
 from routing.language import detect_language
 from routing.rules import (
-    _RE2_OPTIONS,  # the options compile_pattern validated the patterns with
     EVENTS,
+    RE2_OPTIONS,
     Action,
     BusinessHoursCondition,
     ChannelCondition,
@@ -67,8 +67,8 @@ class _PatternSet:
             self._singles = tuple(_finder(needle) for needle in needles)
             self._set, self._sentinel = _search_set(needles, _LITERAL_OPTIONS)
         else:
-            self._singles = tuple(_searcher(re2.compile(p, _RE2_OPTIONS)) for p in self.index)
-            self._set, self._sentinel = _search_set(list(self.index), _RE2_OPTIONS)
+            self._singles = tuple(_searcher(re2.compile(p, RE2_OPTIONS)) for p in self.index)
+            self._set, self._sentinel = _search_set(list(self.index), RE2_OPTIONS)
 
     def hits(self, utf8: bytes) -> Collection[int]:
         """The indexes of the patterns found in ``utf8``, perhaps with the sentinel's (one past the last)."""

@@ -28,6 +28,7 @@ __all__ = [
     "CONDITION_FIELDS",
     "EVENTS",
     "MAX_PATTERN_LENGTH",
+    "RE2_OPTIONS",
     "Pattern",
     "Action",
     "AddTagAction",
@@ -87,9 +88,10 @@ class Pattern(Protocol):
     def search(self, text: bytes | str) -> object | None: ...
 
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # refusals are reported to the API client, not to stderr
-_RE2_OPTIONS.never_capture = True  # rules only ask whether a pattern matches, never for groups
+RE2_OPTIONS = re2.Options()
+"""How every rule pattern is compiled: checked with these on save, matched with these by the engine."""
+RE2_OPTIONS.log_errors = False  # refusals are reported to the API client, not to stderr
+RE2_OPTIONS.never_capture = True  # rules only ask whether a pattern matches, never for groups
 
 # What RE2 refuses because it cannot be matched in linear time, by the start of RE2's error text.
 _UNSUPPORTED = (
@@ -113,7 +115,7 @@ def compile_pattern(pattern: str) -> Pattern:
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise ValueError(f"regular expression is longer than {MAX_PATTERN_LENGTH} characters")
     try:
-        return re2.compile(pattern, _RE2_OPTIONS)
+        return re2.compile(pattern, RE2_OPTIONS)
     except re2.error as exc:
         raw = exc.args[0] if exc.args else b""
         reason = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
