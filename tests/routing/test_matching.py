@@ -25,19 +25,7 @@ from routing.rules import (
     SetPriorityAction,
     load_rule,
 )
-
-RESOLVE = {"type": "resolve"}
-
-
-def spec(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "rule",
-        "position": 0,
-        "event": "message_received",
-        "conditions": [],
-        "actions": [RESOLVE],
-    }
-    return data | overrides
+from tests.routing.rule_specs import spec
 
 
 def rule(rule_id: str = "r1", *conditions: dict[str, Any], **overrides: Any) -> Rule:

@@ -20,19 +20,7 @@ from routing.rules import (
     load_rule,
     parse_rule,
 )
-
-RESOLVE = {"type": "resolve"}
-
-
-def spec(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "rule",
-        "position": 0,
-        "event": "message_received",
-        "conditions": [],
-        "actions": [RESOLVE],
-    }
-    return data | overrides
+from tests.routing.rule_specs import RESOLVE, spec
 
 
 def errors(data: Any) -> list[dict[str, str]]:
