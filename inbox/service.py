@@ -179,13 +179,18 @@ class InboxService:
             new_contact=new_contact,
         )
         routed = await self._route(arrival)
-        events: list[Message] = []
-        routing_changed: tuple[str, ...] = ()
-        if routed.changes:
-            conversation, routing_changed = _changed(conversation, now, **routed.changes)
-            changed = _unique((*changed, *routing_changed))
-        if routing_changed or routed.reason:
-            events.append(_system_event(conversation, routed.reason, routed.details, routing_changed, now))
+        try:
+            routed_conversation, routing_changed = _changed(conversation, now, **routed.changes)
+        except ValidationError:  # routing asked for something the inbox refuses: store the message as it is
+            log.exception("routing's changes refused for message %s; stored unrouted", message.id)
+            self._unroute(arrival, routed)
+            routed, routed_conversation, routing_changed = _UNROUTED, conversation, ()
+        conversation, changed = routed_conversation, _unique((*changed, *routing_changed))
+        events = (
+            [_system_event(conversation, routed.reason, routed.details, routing_changed, now)]
+            if routing_changed or routed.reason
+            else []
+        )
         try:
             conversation = await self.store.append_message(
                 conversation,
@@ -197,8 +202,7 @@ class InboxService:
                 tags_changed="tags" in routing_changed,
             )
         except BaseException as exc:
-            if self.triage is not None:
-                self.triage.unroute(arrival, routed)
+            self._unroute(arrival, routed)
             if not isinstance(exc, Conflict):
                 raise
             existing = await self.store.message_by_external_id(inbound.channel_id, inbound.external_id)
@@ -237,6 +241,10 @@ class InboxService:
         except Exception:
             log.exception("routing failed for message %s; stored unrouted", arrival.message.id)
             return _UNROUTED
+
+    def _unroute(self, arrival: Arrival, routed: Routed) -> None:
+        if self.triage is not None and routed is not _UNROUTED:
+            self.triage.unroute(arrival, routed)
 
     async def _answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:
         if self.triage is None:

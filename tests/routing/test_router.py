@@ -15,6 +15,7 @@ from inbox.accounts import add_operator
 from inbox.clock import ManualClock
 from inbox.domain import Channel, ConversationStatus, MessageKind, Operator, Presence, Priority, Role
 from inbox.errors import Conflict, PermissionDenied, Unavailable
+from inbox.ports import Routed
 from inbox.service import InboxService
 from routing.router import Router
 from storage.base import ConversationFilter, Store
@@ -419,3 +420,16 @@ async def test_a_language_rule_guesses_from_the_text_when_the_contact_has_none(
     russian = await service.receive(inbound(channel.id, "m1", contact="c1", text="Здравствуйте, где мой заказ?"))
     english = await service.receive(inbound(channel.id, "m2", contact="c2", text="Hello, where is my order?"))
     assert russian.conversation.tags == ("ru",) and english.conversation.tags == ()
+
+
+async def test_changes_the_inbox_refuses_leave_the_message_stored_unrouted(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    async def in_the_past(arrival: Any) -> Routed:
+        return Routed(changes={"status": ConversationStatus.SNOOZED, "snoozed_until": clock.now()}, reason="bad")
+
+    monkeypatch.setattr(router, "route", in_the_past)
+    received = await service.receive(inbound(channel.id, "m1", text="still here"))
+    stored = await store.get_conversation(received.conversation.id)
+    assert stored.status is ConversationStatus.OPEN
+    assert [m.text for m in await _messages(store, stored.id)] == ["still here"]
