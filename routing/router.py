@@ -230,12 +230,6 @@ class Router:
             await self._arm_no_answer(conversation, arrival.message)
         return replies.written
 
-    def _may_auto_reply(self) -> bool:
-        settings = self.catalog.settings
-        return bool(
-            settings.acknowledgement_template_id or settings.out_of_hours_template_id or settings.no_answer_template_id
-        )
-
     def _plan(self, arrival: Arrival, attributes: Any, open_now: bool) -> _Plan:
         conversation = arrival.conversation
         matched: list[str] = []
