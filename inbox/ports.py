@@ -60,13 +60,14 @@ class Triage(Protocol):
     the automatic answers are written in one unit of work, so the conversation never shows up
     unrouted, and a crash keeps all of them or none."""
 
-    async def route(self, arrival: Arrival) -> Routed:
-        """Rules and assignment, before the message is stored. May take a roster slot."""
+    async def route(self, arrival: Arrival, *, plain: bool = False) -> Routed:
+        """Rules and assignment, before the message is stored. May take a roster slot. ``plain``:
+        without rules (the inbox refused what they asked), assignment and default replies only."""
         ...
 
     def unroute(self, arrival: Arrival, routed: Routed) -> None:
-        """The message was not stored after all (a duplicate won, the store failed): give back
-        what :meth:`route` took."""
+        """The message was not stored after all (a duplicate won, the store or its commit
+        failed): put back what :meth:`route` changed."""
         ...
 
     async def answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:

@@ -181,10 +181,11 @@ class InboxService:
         routed = await self._route(arrival)
         try:
             routed_conversation, routing_changed = _changed(conversation, now, **routed.changes)
-        except ValidationError:  # routing asked for something the inbox refuses: store the message as it is
-            log.exception("routing's changes refused for message %s; stored unrouted", message.id)
+        except ValidationError:  # the rules asked for what the inbox refuses: routed without them
+            log.exception("routing's changes refused for message %s; routed without rules", message.id)
             self._unroute(arrival, routed)
-            routed, routed_conversation, routing_changed = _UNROUTED, conversation, ()
+            routed = await self._route(arrival, plain=True)
+            routed_conversation, routing_changed = _changed(conversation, now, **routed.changes)
         conversation, changed = routed_conversation, _unique((*changed, *routing_changed))
         events = (
             [_system_event(conversation, routed.reason, routed.details, routing_changed, now)]
@@ -217,7 +218,11 @@ class InboxService:
             )
             conversation = await self.store.append_message(conversation, sent, new_conversation=False, outbox=job)
             automatic.append(sent)
-        await self.store.durable()
+        try:
+            await self.store.durable()
+        except Unavailable:  # the batch was rolled back: nothing of this message was stored
+            self._unroute(arrival, routed)
+            raise
         if new_conversation:
             await self.bus.publish(ConversationCreated(conversation=conversation))
         else:
@@ -231,13 +236,13 @@ class InboxService:
             await self.bus.publish(MessageCreated(conversation=conversation, message=record))
         return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
 
-    async def _route(self, arrival: Arrival) -> Routed:
+    async def _route(self, arrival: Arrival, *, plain: bool = False) -> Routed:
         """Routing's changes, or none when there is no routing or it failed: the customer's
         message is stored either way (the failure is logged, the conversation left as it is)."""
         if self.triage is None:
             return _UNROUTED
         try:
-            return await self.triage.route(arrival)
+            return await self.triage.route(arrival, plain=plain)
         except Exception:
             log.exception("routing failed for message %s; stored unrouted", arrival.message.id)
             return _UNROUTED

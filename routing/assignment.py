@@ -54,6 +54,7 @@ __all__ = [
     "Seat",
     "SeatChange",
     "Waiting",
+    "Whereabouts",
 ]
 
 DEFAULT_AWAY_GRACE = timedelta(minutes=10)
@@ -144,6 +145,16 @@ class Held:
     waiting: Waiting
     touched: bool = False
     over_cap: bool = False
+
+
+@dataclass(**_VALUE)
+class Whereabouts:
+    """Where a conversation stands in the roster: held (by ``operator_id``), queued, or neither."""
+
+    conversation_id: str
+    operator_id: str | None = None
+    held: Held | None = None
+    queued: Waiting | None = None
 
 
 @dataclass(**_VALUE)
@@ -254,6 +265,29 @@ class Roster:
         return Assignment(
             conversation_id=conversation_id, operator_id=operator_id, over_cap=over_cap, previous_operator_id=previous
         )
+
+    def whereabouts(self, conversation_id: str) -> Whereabouts:
+        """Where the conversation stands now, to :meth:`put_back` if what follows is undone."""
+        holder = self._holder.get(conversation_id)
+        if holder is not None:
+            return Whereabouts(
+                conversation_id=conversation_id, operator_id=holder, held=self._held[holder][conversation_id]
+            )
+        entry = self._queued.get(conversation_id)
+        return Whereabouts(conversation_id=conversation_id, queued=entry[-1] if entry else None)
+
+    def put_back(self, where: Whereabouts) -> None:
+        """Undo whatever happened to the conversation since :meth:`whereabouts` (a decision that
+        was never stored): held by the same operator, queued, or gone from the roster again."""
+        conversation_id = where.conversation_id
+        self._detach(conversation_id)
+        if where.held is not None and where.operator_id is not None and where.operator_id in self._seats:
+            self._held[where.operator_id][conversation_id] = where.held
+            self._holder[conversation_id] = where.operator_id
+        elif where.held is not None:  # its holder lost their seat meanwhile: it waits
+            self._push(where.held.waiting)
+        elif where.queued is not None:
+            self._push(where.queued)
 
     def release(self, conversation_id: str, *, requeue: bool = False) -> str | None:
         """The operator resolved or snoozed it (``requeue=False``), or handed it back

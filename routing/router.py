@@ -45,7 +45,7 @@ from inbox.events import ConversationUpdated, Event, MessageCreated, OperatorUpd
 from inbox.ids import new_id
 from inbox.ports import Arrival, AutoReply, Routed
 from inbox.service import UNCHANGED, InboxService
-from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting
+from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting, Whereabouts
 from routing.calendar import BusinessCalendar
 from routing.catalog import Catalog
 from routing.language import detect_language
@@ -88,8 +88,8 @@ class _FollowUp:
     answers: bool
     open_now: bool
     templates: tuple[str, ...]
-    assignee_id: str | None
     calendar: BusinessCalendar
+    before: Whereabouts  # where the conversation stood in the roster, for unroute()
 
 
 class Router:
@@ -168,15 +168,31 @@ class Router:
 
     # the intake path (the inbox's Triage)
 
-    async def route(self, arrival: Arrival) -> Routed:
+    async def route(self, arrival: Arrival, *, plain: bool = False) -> Routed:
         """Rules and assignment for a customer message about to be stored: the changes and why.
-        Nothing is written here; the inbox stores the result with the message."""
+        Nothing is written here; the inbox stores the result with the message. If the rules fail
+        (or ``plain``: the inbox refused what they asked), the message is routed without them."""
+        before = self.roster.whereabouts(arrival.conversation.id)
+        if not plain:
+            try:
+                return self._routed(arrival, before, rules=True)
+            except Exception:
+                log.exception("rules failed for message %s; routed without them", arrival.message.id)
+                self.roster.put_back(before)
+        try:
+            return self._routed(arrival, before, rules=False)
+        except BaseException:
+            self.roster.put_back(before)
+            raise
+
+    def _routed(self, arrival: Arrival, before: Whereabouts, *, rules: bool) -> Routed:
         conversation, message = arrival.conversation, arrival.message
         answers = not (message.extras.get("auto_reply") or message.extras.get("suppress_auto_reply"))
         attributes = arrival.contact.attributes
         calendar = self.catalog.calendar_for(arrival.channel.id, conversation.team_id)
         open_now = calendar.is_open(self.clock.now())
-        plan = self._plan(arrival, attributes, open_now) if len(self.catalog.rules) else _Plan(changes={})
+        use_rules = rules and len(self.catalog.rules) > 0
+        plan = self._plan(arrival, attributes, open_now) if use_rules else _Plan(changes={})
         changes = {name: value for name, value in plan.changes.items() if getattr(conversation, name) != value}
         reasons, details = [], {}
         if changes:
@@ -189,16 +205,13 @@ class Router:
             reasons.append(self._assignment_reason(assignee, why))
             details |= {"assignee_id": assignee, "why": why}
         follow_up = _FollowUp(
-            answers=answers, open_now=open_now, templates=plan.templates, assignee_id=assignee, calendar=calendar
+            answers=answers, open_now=open_now, templates=plan.templates, calendar=calendar, before=before
         )
         return Routed(changes=changes, reason="; ".join(reasons), details=details, plan=follow_up)
 
     def unroute(self, arrival: Arrival, routed: Routed) -> None:
-        conversation_id = arrival.conversation.id
-        if isinstance(routed.plan, _FollowUp) and routed.plan.assignee_id is not None:
-            self.roster.release(conversation_id, requeue=not arrival.new_conversation)
-        if arrival.new_conversation:
-            self.roster.dequeue(conversation_id)  # never stored: nothing waits
+        if isinstance(routed.plan, _FollowUp):
+            self.roster.put_back(routed.plan.before)
 
     async def answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:
         """The auto-replies this message triggers, after it is written, and the "no answer yet"

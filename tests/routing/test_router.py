@@ -375,7 +375,7 @@ async def test_a_conversation_is_stored_routed_and_a_failed_store_gives_its_slot
     assert created[0].conversation.assignee_id == olga.id == received.conversation.assignee_id
 
 
-async def test_a_routing_failure_never_loses_the_message(
+async def test_a_rule_failure_never_loses_the_message_and_it_is_routed_without_rules(
     router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
 ) -> None:
     def broken(*args: Any) -> Any:
@@ -393,10 +393,15 @@ async def test_a_routing_failure_never_loses_the_message(
             "actions": [{"type": "add_tag", "tag": "x"}],
         },
     )
-    await _operator(store, clock, router, "olga")
+    olga = await _operator(store, clock, router, "olga")
+    template = await _template(router, "ack", "Got it.")
+    await router.catalog.put("settings", {"acknowledgement_template_id": template})
     received = await service.receive(inbound(channel.id, "m1", text="still here"))
     (stored,) = await _messages(store, received.conversation.id, MessageKind.MESSAGE)
-    assert stored.text == "still here" and received.conversation.assignee_id is None
+    assert stored.text == "still here"
+    # routed without the rules: assigned, acknowledged, but not tagged
+    assert received.conversation.assignee_id == olga.id and received.conversation.tags == ()
+    assert [m.text for m in await _messages(store, received.conversation.id, MessageKind.AUTO_REPLY)] == ["Got it."]
 
 
 async def _collect(into: list[Any], event: Any) -> None:
@@ -428,8 +433,54 @@ async def test_changes_the_inbox_refuses_leave_the_message_stored_unrouted(
     async def in_the_past(arrival: Any) -> Routed:
         return Routed(changes={"status": ConversationStatus.SNOOZED, "snoozed_until": clock.now()}, reason="bad")
 
-    monkeypatch.setattr(router, "route", in_the_past)
+    real_route = router.route
+    monkeypatch.setattr(
+        router, "route", lambda arrival, plain=False: real_route(arrival, plain=True) if plain else in_the_past(arrival)
+    )
     received = await service.receive(inbound(channel.id, "m1", text="still here"))
     stored = await store.get_conversation(received.conversation.id)
-    assert stored.status is ConversationStatus.OPEN
+    assert stored.status is ConversationStatus.OPEN and router.roster.is_queued(stored.id)  # routed without rules
     assert [m.text for m in await _messages(store, stored.id)] == ["still here"]
+
+
+async def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise Unavailable("disk full")
+
+
+async def test_a_reopening_message_that_is_not_stored_leaves_the_roster_as_it_was(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    olga = await _operator(store, clock, router, "olga", max_open=1)
+    held = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation
+    waiting = (await service.receive(inbound(channel.id, "m2", contact="c2"))).conversation
+    assert held.assignee_id == olga.id and router.roster.is_queued(waiting.id)
+    await service.set_status(held.id, olga, ConversationStatus.RESOLVED)  # the queued one is hers now
+    await service.set_status(waiting.id, olga, ConversationStatus.RESOLVED)
+    assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
+    clock.advance(timedelta(minutes=1))
+    monkeypatch.setattr(store, "append_message", _refuse)
+    for conversation, contact in ((held, "c1"), (waiting, "c2")):  # each would reopen a resolved one
+        with pytest.raises(Unavailable):
+            await service.receive(inbound(channel.id, f"again-{contact}", contact=contact))
+        assert (await store.get_conversation(conversation.id)).status is ConversationStatus.RESOLVED
+    assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
+
+
+async def test_a_failed_commit_gives_back_the_slot_of_a_conversation_that_was_rolled_back(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    olga = await _operator(store, clock, router, "olga", max_open=1)
+    original = store.append_message
+
+    async def poisoned(*args: Any, **kwargs: Any) -> Any:
+        stored = await original(*args, **kwargs)
+        store._database.defer("INSERT INTO no_such_table VALUES (?)", (1,))  # type: ignore[attr-defined]
+        return stored
+
+    monkeypatch.setattr(store, "append_message", poisoned)
+    with pytest.raises(Unavailable):
+        await service.receive(inbound(channel.id, "m1", contact="c1"))
+    monkeypatch.setattr(store, "append_message", original)
+    assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
+    retried = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation  # the sender retries
+    assert retried.assignee_id == olga.id
