@@ -22,7 +22,8 @@ Protocol on ``GET /api/v1/ws`` (the operator authenticates as for the REST API):
 - a fresh page opens the socket and says hello with ``after: null`` before loading over REST:
   frames carry whole states, so one the REST answer already reflects is harmless to apply.
 - the server closes with 4000 when a page falls more than ``send_queue`` frames behind (it
-  reconnects and resumes), 4001 when its credentials stopped working, 1001 on shutdown, 1009 for
+  reconnects and resumes), or opened while a frame nobody was watching for was still pending (it
+  reconnects and reloads), 4001 when its credentials stopped working, 1001 on shutdown, 1009 for
   an oversized client message.
 
 The bus awaits subscribers in order, and routing publishes its decisions from inside its own
@@ -302,7 +303,9 @@ class LiveHub:
                 audience = frozenset((previous,)) if previous else frozenset()
         if draft.text is None:  # a page coming back now cannot resume across it: it reloads
             self._frames.clear()
-            self._floor = max(self._floor, draft.seq)
+            self._floor = max(self._floor, self._released, draft.seq)
+            for connection in tuple(self._connections):  # opened while it was pending: it missed this one
+                connection.kick(CLOSE_LAGGING, "missed a frame: reconnect and reload")
             return
         frame = Frame(draft.seq, draft.text, audience)
         if not late:

@@ -28,7 +28,7 @@ from inbox.domain import Operator, Role
 from inbox.events import Event, EventBus, OperatorUpdated
 from inbox.passwords import hash_password
 from tests.fakes import RecordingConnector
-from webui.live import LIVE, PATH, LiveHub
+from webui.live import CLOSE_LAGGING, LIVE, PATH, LiveHub
 
 WAIT = 5.0  # seconds a frame may take before the test fails (a bound, never an assertion)
 
@@ -387,10 +387,63 @@ class _Watcher:
     """An open page as far as the hub's fan-out goes."""
 
     def __init__(self, operator: Operator) -> None:
-        self.operator, self.frames = operator, []
+        self.operator, self.frames, self.kicked = operator, [], []
 
     def push(self, frame: Any) -> None:
         self.frames.append(frame)
+
+    def kick(self, code: int, reason: str) -> None:
+        self.kicked.append(code)
+
+
+def _held_back(live: Live, **options: Any) -> tuple[EventBus, asyncio.Event, LiveHub]:
+    """A bus whose event #1 is held up in an earlier subscriber, as routing's own are."""
+    bus, gate = EventBus(), asyncio.Event()
+
+    async def slow(seq: int, event: Event) -> None:
+        if seq == 1:
+            await gate.wait()
+
+    bus.subscribe(slow)
+    hub = LiveHub(bus, live.inbox.service.reads, live.inbox.router, **options)
+    hub.start()
+    return bus, gate, hub
+
+
+async def test_a_page_opened_while_an_unbuilt_frame_waits_is_told_to_reload(live: Live) -> None:
+    bus, gate, hub = _held_back(live, gap_timeout=5.0)
+    olga = await live.inbox.store.get_operator(live.operator_id)
+    update = OperatorUpdated(operator=olga, previous=olga)
+    first = asyncio.create_task(bus.publish(update))
+    await asyncio.sleep(0)
+    await bus.publish(update)  # #2, with nobody watching: not built, waiting behind #1
+    page = _Watcher(olga)
+    hub.attach(page, None, None)  # type: ignore[arg-type]
+    gate.set()
+    await first
+    hub.stop()
+    assert [f.seq for f in page.frames] == [1] and page.kicked == [CLOSE_LAGGING]  # it reconnects and reloads
+
+
+async def test_a_late_unbuilt_frame_leaves_no_resume_across_what_it_dropped(live: Live) -> None:
+    bus, gate, hub = _held_back(live, gap_timeout=0.05, idle_grace=0.0)
+    olga = await live.inbox.store.get_operator(live.operator_id)
+    update = OperatorUpdated(operator=olga, previous=olga)
+    page = _Watcher(olga)
+    hub.attach(page, None, None)  # type: ignore[arg-type]
+    first = asyncio.create_task(bus.publish(update))  # #1 is late
+    await asyncio.sleep(0)
+    await bus.publish(update)
+    await bus.publish(update)
+    for _ in range(int(WAIT / 0.01)):
+        if hub.seq == 3:  # #1 skipped after the gap timeout, #2 and #3 released
+            break
+        await asyncio.sleep(0.01)
+    hub.detach(page)  # type: ignore[arg-type]
+    gate.set()
+    await first  # arrives with nobody watching: built nothing, the buffer dropped
+    hub.stop()
+    assert hub.frames_after(2) is None  # a page resuming from #2 must reload: #3 is gone
 
 
 async def test_nothing_is_built_while_no_page_watches_and_a_late_page_reloads(start: Start) -> None:
