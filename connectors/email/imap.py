@@ -164,7 +164,8 @@ class ImapPoller:
                 accepted.append(uid)
             reached = uid
         for ahead in parsing.values():  # after a failure: fetched and parsed again next time
-            ahead.cancel()
+            if not ahead.cancel() and not ahead.cancelled():
+                ahead.exception()  # already failed: retrieved, so asyncio does not log it as lost
         if accepted:
             await session.mark(accepted, self.settings.imap_processed_folder)
         if reached > last:

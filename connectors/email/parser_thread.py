@@ -51,7 +51,7 @@ class MailParser:
             raw, loop, future = self._jobs.get()
             try:
                 outcome, failed = self._parse(raw), False
-            except Exception as exc:  # handed to the awaiting task, which decides
+            except BaseException as exc:  # handed to the awaiting task, which decides; the thread goes on
                 outcome, failed = exc, True
             with self._lock:
                 pending = self._settled.setdefault(loop, [])

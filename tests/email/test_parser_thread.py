@@ -55,3 +55,15 @@ async def test_real_mail_parses(size: int) -> None:
     raw = b"From: a@example.org\r\nSubject: x\r\n\r\n" + b"y" * size + b"\r\n"
     parsed = await MailParser().parse(raw)
     assert parsed.sender is not None and parsed.sender.email == "a@example.org"
+
+
+async def test_the_thread_survives_a_parser_that_raises_anything() -> None:
+    def parse(raw: bytes) -> bytes:  # type: ignore[return-value]
+        if raw == b"exit":
+            raise SystemExit(1)
+        return raw
+
+    parser = MailParser(parse)  # type: ignore[arg-type]
+    with pytest.raises(SystemExit):
+        await parser.parse(b"exit")
+    assert await parser.parse(b"next") == b"next"
