@@ -824,13 +824,13 @@ def timed(
     it then sees) run inside the outer one's steps and are not counted twice. ``decision``: the
     step is the decision itself (``route``), also counted apart."""
 
-    async def measured(*args: Any) -> Any:
+    async def measured(*args: Any, **kwargs: Any) -> Any:
         account = _ACCOUNT.get()
         if account is None or _INSIDE.get():
-            return await step(*args)
+            return await step(*args, **kwargs)
         token = _INSIDE.set(True)
         started = time.perf_counter()
-        stepped = _Stepped(step(*args), profiler)
+        stepped = _Stepped(step(*args, **kwargs), profiler)
         try:
             return await stepped
         except Exception as exc:
@@ -982,6 +982,9 @@ async def run_once(
             await feed(service, messages, concurrency, run, router)
             run.errors += meter.errors
             run.first_error = run.first_error or meter.first_error
+            if routed and not any(run.decide_ms):  # the inbox logs and swallows routing failures
+                run.errors += 1
+                run.first_error = run.first_error or "route() never ran: nothing was routed"
             run.queued = router.roster.queued_count() if router else 0
         finally:
             if router is not None:
