@@ -150,7 +150,7 @@ class ImapPoller:
         """Accepts the group in UID order, then marks and records what intake took; a failure
         stops the group there, and that message is fetched again after reconnecting."""
         bodies = await session.bodies(group)
-        parsing = {uid: parse_off_loop(raw) for uid, raw in bodies.items()}  # parsed ahead, stored in order
+        parsing = {uid: parse_off_loop(raw, ahead=True) for uid, raw in bodies.items()}  # stored in UID order
         accepted: list[int] = []
         reached, failure = last, None
         for uid in group:

@@ -1,17 +1,18 @@
 """Mail parsing off the event loop, in one thread that works ahead.
 
 ``asyncio.to_thread`` per message cost the SMTP intake about a tenth of its time: a context copy,
-a pool submit and a loop wake-up each. Here every message goes into one FIFO; a single thread
-parses them in arrival order, so an IMAP batch can be parsed ahead of the store while the loop
-writes the previous message; results come back through one wake-up for whatever finished while
-the loop was busy. Parsing never runs on the loop, whatever the message.
+a pool submit and a loop wake-up each. Here a single thread parses every message in arrival
+order, so an IMAP batch can be parsed ahead of the store while the loop writes the previous
+message, and mail a sender waits on (SMTP) goes before such a batch; results come back through
+one wake-up for whatever finished while the loop was busy. Parsing never runs on the loop,
+whatever the message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,18 +26,23 @@ _Job = tuple[bytes, asyncio.AbstractEventLoop, asyncio.Future[ParsedEmail]]
 class MailParser:
     def __init__(self, parse: Callable[[bytes], ParsedEmail] = parse_email) -> None:
         self._parse = parse
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._now: deque[_Job] = deque()  # mail a sender waits on (SMTP)
+        self._ahead: deque[_Job] = deque()  # mail parsed ahead of the store (an IMAP batch)
+        self._ready = threading.Condition(threading.Lock())
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[ParsedEmail], Any, bool]]] = {}
 
-    def parse(self, raw: bytes) -> asyncio.Future[ParsedEmail]:
+    def parse(self, raw: bytes, *, ahead: bool = False) -> asyncio.Future[ParsedEmail]:
         """The parsed message, or the parser's exception (``PayloadError`` for unparsable mail).
-        Call from a running loop; futures resolve in the order they were asked for."""
+        Call from a running loop. Futures resolve in the order they were asked for, except that
+        mail parsed ``ahead`` (an IMAP batch) waits while mail a sender is waiting on goes first."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ParsedEmail] = loop.create_future()
         self._ensure_thread()
-        self._jobs.put((raw, loop, future))
+        with self._ready:
+            (self._ahead if ahead else self._now).append((raw, loop, future))
+            self._ready.notify()
         return future
 
     def _ensure_thread(self) -> None:
@@ -48,7 +54,10 @@ class MailParser:
 
     def _work(self) -> None:
         while True:
-            raw, loop, future = self._jobs.get()
+            with self._ready:
+                while not (self._now or self._ahead):
+                    self._ready.wait()
+                raw, loop, future = (self._now or self._ahead).popleft()
             try:
                 outcome, failed = self._parse(raw), False
             except BaseException as exc:  # handed to the awaiting task, which decides; the thread goes on
@@ -79,6 +88,6 @@ class MailParser:
 _shared = MailParser()
 
 
-def parse_off_loop(raw: bytes) -> asyncio.Future[ParsedEmail]:
+def parse_off_loop(raw: bytes, *, ahead: bool = False) -> asyncio.Future[ParsedEmail]:
     """The process's parser thread, shared by SMTP and IMAP intake."""
-    return _shared.parse(raw)
+    return _shared.parse(raw, ahead=ahead)

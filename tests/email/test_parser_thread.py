@@ -67,3 +67,24 @@ async def test_the_thread_survives_a_parser_that_raises_anything() -> None:
     with pytest.raises(SystemExit):
         await parser.parse(b"exit")
     assert await parser.parse(b"next") == b"next"
+
+
+async def test_mail_a_sender_waits_on_goes_before_a_batch_parsed_ahead() -> None:
+    order: list[bytes] = []
+    started, release = threading.Event(), threading.Event()
+
+    def parse(raw: bytes) -> bytes:  # type: ignore[return-value]
+        if raw == b"first":
+            started.set()
+            release.wait(5)  # the thread is busy while the rest is queued
+        order.append(raw)
+        return raw
+
+    parser = MailParser(parse)  # type: ignore[arg-type]
+    busy = parser.parse(b"first", ahead=True)
+    assert await asyncio.to_thread(started.wait, 5)
+    batch = [parser.parse(f"imap-{n}".encode(), ahead=True) for n in range(3)]
+    smtp = parser.parse(b"smtp")
+    release.set()
+    await asyncio.gather(busy, smtp, *batch)
+    assert order == [b"first", b"smtp", b"imap-0", b"imap-1", b"imap-2"]
