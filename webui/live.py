@@ -551,35 +551,12 @@ def _same_origin(origin: str, host: str, allowed: Collection[str]) -> bool:
 LIVE = web.AppKey("live", LiveHub)
 
 
-def setup_live(
-    app: web.Application,
-    bus: EventBus,
-    *,
-    buffer_size: int = 10_000,
-    send_queue: int = 1_000,
-    heartbeat: float = 30.0,
-    max_msg_size: int = 4096,
-    allowed_origins: Collection[str] = (),
-    gap_timeout: float = 5.0,
-    close_timeout: float = 5.0,
-    idle_grace: float = 60.0,
-) -> LiveHub:
+def setup_live(app: web.Application, bus: EventBus, **options: Any) -> LiveHub:
     """Registers ``GET /api/v1/ws`` and the hub's lifecycle on ``app``, which :func:`create_web_app`
-    has made (it reads the service and router from it). Call before the app starts. The hub
-    subscribes when the app starts, so adding it after routing's context keeps routing first."""
-    hub = LiveHub(
-        bus,
-        app[SERVICE].reads,
-        app[ROUTER],
-        buffer_size=buffer_size,
-        send_queue=send_queue,
-        heartbeat=heartbeat,
-        max_msg_size=max_msg_size,
-        allowed_origins=allowed_origins,
-        gap_timeout=gap_timeout,
-        close_timeout=close_timeout,
-        idle_grace=idle_grace,
-    )
+    has made (it reads the service and router from it); ``options`` are :class:`LiveHub`'s. Call
+    before the app starts. The hub subscribes when the app starts, so adding it after routing's
+    context keeps routing first."""
+    hub = LiveHub(bus, app[SERVICE].reads, app[ROUTER], **options)
     app[LIVE] = hub
     app.router.add_get(PATH, hub.handle, allow_head=False)
 
