@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from email._header_value_parser import get_addr_spec, get_angle_addr
@@ -22,7 +23,7 @@ from email.errors import HeaderParseError
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError
 
@@ -37,6 +38,84 @@ log = logging.getLogger(__name__)
 ResolveRecipient = Callable[[str], Awaitable[EmailIntake | None]]
 
 _MECHANISMS = ("LOGIN", "PLAIN")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ANGLE_ADDR = re.compile(
+    rf"[ \t]*<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>(?:[ \t]+(?=[^ \t(]|$))?([^ \t(].*|)$", re.S
+)
+"""``<local@domain>`` of plain ASCII dot-atoms, then nothing or whitespace and parameters: the
+address and the parameters, as ``get_angle_addr`` gives them (anything else goes to it)."""
+_CRLF = b"\r\n"
+_DOT_LINE_END = b".\r\n"
+
+
+class _DataLines:
+    """aiosmtpd's rules for the lines of a DATA transfer, applied to chunks instead of one awaited
+    line at a time: the same lines kept, the same ``500``/``552`` verdicts in the same order.
+
+    A line is what lies between two CRLFs. One longer than the reader's limit (aiosmtpd's stream
+    reader would overrun on it) makes the transfer "too long" before its bytes count; otherwise its
+    bytes count first (over ``size_limit``: "too much"), then a line of more than ``line_limit``
+    bytes with its CRLF is "too long". The first verdict stands; from then on nothing is kept.
+    """
+
+    __slots__ = ("lines", "verdict", "size", "_pending", "_dropped", "_size_limit", "_line_limit", "_reader_limit")
+
+    def __init__(self, size_limit: int | None, line_limit: int, reader_limit: int) -> None:
+        self.lines: list[bytes] = []
+        self.verdict: str | None = None  # None, "too long" or "too much"
+        self.size = 0
+        self._pending = b""  # the line being received, not yet ended by a CRLF (only its tail once overrun)
+        self._dropped = 0  # bytes of that line already counted out of ``_pending``
+        self._size_limit, self._line_limit, self._reader_limit = size_limit, line_limit, reader_limit
+
+    def feed(self, chunk: bytes) -> bool:
+        """Takes the next chunk of the stream; True when it ended the transfer with a lone dot."""
+        data = self._pending + chunk if self._pending else chunk
+        pieces = data.split(_CRLF)
+        self._pending = pieces.pop()
+        # a lone dot ends the transfer, unless it is the tail of an overrunning line
+        done = pieces[-1:] == [b"."] and not self._pending and not (self._dropped and len(pieces) == 1)
+        if done:
+            pieces.pop()
+        if (
+            self.verdict is None
+            and not self._dropped
+            and (not self._size_limit or self.size + len(data) - len(self._pending) <= self._size_limit)
+            and max(map(len, pieces), default=0) + 2 <= self._line_limit
+        ):
+            self.lines += pieces  # the usual case: every line fits, no limit is near
+            self.size += len(data) - len(self._pending) - (3 if done else 0)
+        else:
+            for piece in pieces:
+                self._line(len(piece) + self._dropped, piece)
+                self._dropped = 0
+        if len(self._pending) > self._reader_limit:  # an overrunning line: keep only a possible CR
+            self._dropped += len(self._pending) - 1
+            self._pending = self._pending[-1:]
+        return done
+
+    def _line(self, length: int, piece: bytes) -> None:
+        if length > self._reader_limit:
+            self.verdict = self.verdict or "too long"
+            self.size += length + 2
+        else:
+            self.size += length + 2
+            if self.verdict is None and self._size_limit and self.size > self._size_limit:
+                self.verdict = "too much"
+            if self.verdict is None and length + 2 > self._line_limit:
+                self.verdict = "too long"
+        if self.verdict is None:
+            self.lines.append(piece)
+        elif self.lines:
+            self.lines = []  # nothing of a refused transfer is kept
+
+    def content(self) -> bytes:
+        """The message: lines with their CRLFs, a leading dot of each removed (RFC 5321 4.5.2)."""
+        if not self.lines:
+            return b""
+        joined = _CRLF.join(self.lines) + _CRLF
+        joined = joined.replace(b"\r\n.", _CRLF)
+        return joined[1:] if joined[:1] == b"." else joined
 
 
 def load_tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
@@ -219,6 +298,12 @@ class _LimitedSMTP(SMTP):
         (about 2% of the intake's time): the address and the rest, or (None, None) if malformed."""
         if not arg:
             return "", ""
+        simple = _SIMPLE_ANGLE_ADDR.match(arg)
+        if simple is not None:  # what the stdlib's parser returns for these, at a tenth of its cost
+            addr, rest = simple.group(1), simple.group(2)
+            if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+                return None, None
+            return addr, rest
         try:
             address, rest = (get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec)(arg)
         except HeaderParseError:
@@ -227,6 +312,62 @@ class _LimitedSMTP(SMTP):
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return addr, rest
+
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's command name
+        """aiosmtpd's DATA, except that the message is read in chunks rather than one awaited
+        line at a time (about 0.5 ms of CPU per 5 KB message, measured on a bare server); :class:`_DataLines` keeps its
+        rules for lines and limits. Reading stops at the first ``.CRLF`` in the stream, so nothing
+        after the end of the message (a pipelined command) is taken."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = self._reader
+        lines = _DataLines(self.data_size_limit, self.line_length_limit, self.line_length_limit)
+        while self.transport is not None:  # pragma: no branch
+            try:
+                try:
+                    chunk = await reader.readuntil(_DOT_LINE_END)
+                except asyncio.LimitOverrunError as overrun:  # past the reader's limit: take what is safe
+                    chunk = await reader.read(overrun.consumed)
+            except asyncio.CancelledError:
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            if lines.feed(chunk):
+                break
+        if lines.verdict is not None:
+            await self.push(
+                "500 Line too long (see RFC5321 4.5.3.1.6)"
+                if lines.verdict == "too long"
+                else "552 Error: Too much mail data"
+            )
+            self._set_post_data_state()
+            return
+        original_content = lines.content()
+        content: str | bytes = original_content
+        if self._decode_data:
+            if self.enable_SMTPUTF8:
+                content = original_content.decode("utf-8", errors="surrogateescape")
+            else:
+                try:
+                    content = original_content.decode("ascii", errors="strict")
+                except UnicodeDecodeError:
+                    await self.push("500 Error: strict ASCII mode")
+                    return
+        self.envelope.content = content
+        self.envelope.original_content = original_content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802 - aiosmtpd's mechanism name
         return await self._verified(await super().auth_PLAIN(_, args))
