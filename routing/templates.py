@@ -13,7 +13,7 @@ Output is plain text (autoescape off): each channel escapes for its own format. 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -86,6 +86,7 @@ _REFUSED_NAMES: tuple[tuple[type[nodes.Node] | tuple[type[nodes.Node], ...], str
 )
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+_ENV.globals.clear()  # Jinja's are functions, and a template may call none; without them a render costs half
 
 
 def check_source(source: str) -> str:
@@ -205,38 +206,30 @@ def render(
     *,
     contact_name: str | None = None,
     conversation_number: int | None = None,
-    next_opening: datetime | None = None,
+    next_opening: datetime | Callable[[], datetime | None] | None = None,
     channel_name: str | None = None,
     time_zone: str | tzinfo | None = None,
 ) -> str:
     """The body in ``language`` (see :func:`pick_language`). ``next_opening`` must be aware; it is
     shown in ``time_zone`` (the calendar's) or, without one, in its own zone, and in the language of
-    the body actually chosen, so an English fallback never carries a Russian date."""
+    the body actually chosen, so an English fallback never carries a Russian date. It may be given
+    as a function, called only when the chosen body shows it: most replies never do."""
     chosen = pick_language(template.bodies, language)
-    values = _values(chosen, contact_name, conversation_number, next_opening, channel_name, time_zone)
-    return _compiled(template.bodies[chosen]).render(values)
-
-
-def _values(
-    language: str,
-    contact_name: str | None,
-    conversation_number: int | None,
-    next_opening: datetime | None,
-    channel_name: str | None,
-    time_zone: str | tzinfo | None,
-) -> dict[str, Any]:
-    # Absent values are "" rather than None: None would print as "None", "" is falsy for {% if %}.
+    compiled, names = _compiled(template.bodies[chosen])
     opening = ""
-    if next_opening is not None:
-        if next_opening.tzinfo is None or next_opening.utcoffset() is None:
-            raise ValueError("next_opening must be timezone-aware")
-        opening = _opening(next_opening, language, time_zone)
-    return {
-        "contact_name": contact_name or "",
-        "conversation_number": "" if conversation_number is None else conversation_number,
-        "next_opening": opening,
-        "channel_name": channel_name or "",
-    }
+    if "next_opening" in names:
+        moment = next_opening() if callable(next_opening) else next_opening
+        if moment is not None:
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise ValueError("next_opening must be timezone-aware")
+            opening = _opening(moment, chosen, time_zone)
+    # Absent values are "" rather than None: None would print as "None", "" is falsy for {% if %}.
+    return compiled.render(
+        contact_name=contact_name or "",
+        conversation_number="" if conversation_number is None else conversation_number,
+        next_opening=opening,
+        channel_name=channel_name or "",
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -257,5 +250,6 @@ def _locale(language: str) -> Locale:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
+def _compiled(source: str) -> tuple[jinja2.Template, frozenset[str]]:
+    """The template and the variables it uses, so a reply works out only those."""
+    return _ENV.from_string(source), frozenset(meta.find_undeclared_variables(_ENV.parse(source)))

@@ -80,6 +80,22 @@ def test_a_naive_date_is_a_programming_error() -> None:
         render(template(), "en", next_opening=datetime(2026, 11, 30, 9))
 
 
+def test_the_opening_is_worked_out_only_for_a_body_that_shows_it() -> None:
+    asked: list[str] = []
+
+    def opening() -> datetime:
+        asked.append("asked")
+        return OPENING
+
+    no_date = template(bodies={"en": "Conversation #{{ conversation_number }}", "ru": RU})
+    assert render(no_date, "en", conversation_number=7, next_opening=opening) == "Conversation #7"
+    assert asked == []
+    text = render(no_date, "ru", next_opening=opening, time_zone="Europe/Moscow")
+    assert text == "Здравствуйте, клиент! Мы откроемся понедельник, 30 ноября 2026, 09:00."
+    assert asked == ["asked"]
+    assert render(template(), "en", next_opening=lambda: None).endswith("we will answer shortly.\nConversation # on ")
+
+
 def test_absent_values_render_empty_not_none() -> None:
     text = render(template(), "en")
     assert text == "Hello there,\nwe will answer shortly.\nConversation # on "
