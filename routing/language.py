@@ -7,6 +7,8 @@ the router when it writes an auto-reply, to pick the template's language.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["detect_language"]
 
 # Letters are counted by their UTF-8 lead bytes, in C: 0xD0–0xD3 start U+0400–U+04FF (Cyrillic),
@@ -15,6 +17,8 @@ __all__ = ["detect_language"]
 _CYRILLIC_LEADS = bytes(range(0xD0, 0xD4))
 _LATIN_BYTES = bytes(range(0xC3, 0xCA)) + b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SAMPLE_CHARS = 2000
+# a word (between whitespace, as str.split() sees it) with "://" or "@" in it, or starting "www."
+_ADDRESSES = re.compile(r"(?<!\S)(?:\S*(?:://|@)\S*|www\.\S*)")
 _MIN_LETTERS = 3
 _DOMINANT = 0.6
 
@@ -27,8 +31,10 @@ def detect_language(text: str | None) -> str | None:
     2,000 characters are read, so the cost is bounded whatever the message size."""
     if not text:
         return None
-    words = [w for w in text[:_SAMPLE_CHARS].split() if "://" not in w and "@" not in w and not w.startswith("www.")]
-    sample = "".join(words).encode("utf-8", "surrogatepass")
+    sample_text = text[:_SAMPLE_CHARS]
+    if "://" in sample_text or "@" in sample_text or "www." in sample_text:
+        sample_text = _ADDRESSES.sub("", sample_text)
+    sample = sample_text.encode("utf-8", "surrogatepass")  # spaces count for neither script
     cyrillic = len(sample) - len(sample.translate(None, _CYRILLIC_LEADS))
     latin = len(sample) - len(sample.translate(None, _LATIN_BYTES))
     letters = cyrillic + latin
