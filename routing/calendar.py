@@ -40,6 +40,7 @@ Span: TypeAlias = tuple[datetime, datetime]
 """An open span ``[start, end)`` as aware UTC datetimes."""
 
 _DAY = timedelta(days=1)
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 _CACHE_DAYS = 1024  # routing asks about "now" over and over; a bounded cache keeps that O(1)
 # Past the last holiday or exception a calendar repeats weekly. Two weeks of that pattern show a
 # closed moment if there is one, even if a DST jump swallowed it in one of the weeks.
@@ -102,6 +103,7 @@ class BusinessCalendar:
     _by_weekday: tuple[tuple[Hours, ...], ...] = field(init=False, repr=False, compare=False, hash=False)
     _last_special: date | None = field(init=False, repr=False, compare=False, hash=False)
     _cache: dict[date, tuple[Span, ...]] = field(init=False, repr=False, compare=False, hash=False)
+    _known: list[tuple[datetime, datetime, bool]] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("id", "name", "time_zone"):
@@ -135,6 +137,7 @@ class BusinessCalendar:
         set_(self, "_by_weekday", by_weekday)
         set_(self, "_last_special", max(holidays | exceptions.keys(), default=None))
         set_(self, "_cache", {})
+        set_(self, "_known", [])  # the last is_open() answer and the instants it holds between
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle and deepcopy through the JSON shape: the read-only exceptions view cannot be pickled."""
@@ -143,15 +146,22 @@ class BusinessCalendar:
     # -- questions routing asks ------------------------------------------------------------------
 
     def is_open(self, at: datetime) -> bool:
-        """Whether ``at`` lies in business hours; called once per routed message, so it only looks
-        at the spans of three cached local days (yesterday's may run overnight into today; tomorrow's
-        matters where a fall-back crosses midnight, as St. John's did until 2010)."""
+        """Whether ``at`` lies in business hours; called once per routed message, so the last answer
+        holds until its span or gap ends, and otherwise it only looks at the spans of three cached
+        local days (yesterday's may run overnight into today; tomorrow's matters where a fall-back
+        crosses midnight, as St. John's did until 2010)."""
         at = _utc(at, "at")
+        if self._known:
+            since, until, answer = self._known[0]
+            if since <= at < until:
+                return answer
         day = at.astimezone(self._zone).date()
         for candidate in (day - _DAY, day, day + _DAY):
             for start, end in self._day_spans(candidate):
                 if start <= at < end:
+                    self._known[:] = [(start, end, True)]
                     return True
+        self._known[:] = [(at, self.next_opening(at) or _END_OF_TIME, False)]
         return False
 
     def next_opening(self, after: datetime) -> datetime | None:

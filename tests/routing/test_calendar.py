@@ -530,6 +530,18 @@ def test_is_open_agrees_with_the_wall_clock_and_with_open_intervals(data: st.Dat
 
 @PROPERTY
 @given(st.data())
+def test_is_open_remembers_only_what_holds(data: st.DataObject) -> None:
+    """Asked again and again, as routing does, in time order and out of it, one calendar answers
+    as a fresh copy of it would."""
+    cal = data.draw(calendars())
+    moments = data.draw(st.lists(instants(cal), min_size=2, max_size=12))
+    steps = data.draw(st.lists(st.integers(-7200, 7200), max_size=12))
+    for at in [*moments, *(moments[-1] + timedelta(seconds=sum(steps[:i])) for i in range(len(steps)))]:
+        assert cal.is_open(at) == BusinessCalendar.from_json(cal.to_json()).is_open(at)
+
+
+@PROPERTY
+@given(st.data())
 def test_business_seconds_is_additive(data: st.DataObject) -> None:
     cal = data.draw(calendars())
     a, b, c = sorted(data.draw(instants(cal)) for _ in range(3))
