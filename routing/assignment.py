@@ -181,6 +181,7 @@ class Roster:
         self._now = now
         self._away_grace = away_grace
         self._seats: dict[str, Seat] = {}
+        self._team_seats: dict[str, tuple[Seat, ...]] = {}  # team -> its members' seats, rebuilt as seats change
         self._idle_since: dict[str, datetime] = {}
         self._held: dict[str, dict[str, Held]] = {}  # operator -> conversation -> record, in assignment order
         self._holder: dict[str, str] = {}  # conversation -> operator
@@ -200,6 +201,7 @@ class Roster:
             was_away = old is not None and old.presence is Presence.AWAY and old.away_since is not None
             seat = replace(seat, away_since=old.away_since if was_away else self._now())
         self._seats[seat.operator_id] = seat
+        self._index_teams()
         if old is None:
             self._idle_since[seat.operator_id] = self._now()
             self._held[seat.operator_id] = {}
@@ -216,6 +218,7 @@ class Roster:
         for conversation_id in ids:
             self.release(conversation_id, requeue=True)
         del self._seats[operator_id], self._idle_since[operator_id], self._held[operator_id]
+        self._index_teams()
         return ids
 
     def seat(self, operator_id: str) -> Seat | None:
@@ -354,7 +357,8 @@ class Roster:
     def choose(self, team_id: str | None) -> str | None:
         """Who should get a conversation of this team (None: any team) now, or None if nobody
         is eligible: least loaded, then idle longest, then operator id."""
-        return self._pick(self._open_seats(), team_id)
+        seats = self._seats.values() if team_id is None else self._team_seats.get(team_id, ())
+        return self._pick(seats, team_id, room_checked=False)
 
     def place(self, waiting: Waiting) -> str | None:
         """A conversation needs an operator: assign it to :meth:`choose`'s pick, or queue it.
@@ -452,8 +456,7 @@ class Roster:
         return seat.presence is _ONLINE and (team_id is None or team_id in seat.teams) and self._has_room(seat)
 
     def _open_seats(self) -> list[Seat]:
-        """Online seats below their cap: the ones auto-assignment may use (one pass, inlined,
-        because it runs for every decision)."""
+        """Online seats below their cap: the ones auto-assignment may use."""
         held, online = self._held, _ONLINE
         return [
             seat
@@ -461,15 +464,29 @@ class Roster:
             if seat.presence is online and (seat.max_open is None or len(held[seat.operator_id]) < seat.max_open)
         ]
 
-    def _pick(self, candidates: Iterable[Seat], team_id: str | None) -> str | None:
-        held, idle_since = self._held, self._idle_since
+    def _pick(self, candidates: Iterable[Seat], team_id: str | None, *, room_checked: bool = True) -> str | None:
+        """The least loaded of ``candidates`` in the team, then idle longest, then by id; without
+        ``room_checked`` (the candidates are not :meth:`_open_seats`), only those online with room."""
+        held, idle_since, online = self._held, self._idle_since, _ONLINE
         best: tuple[int, datetime, str] | None = None
         for seat in candidates:
             if team_id is None or team_id in seat.teams:
-                key = (len(held[seat.operator_id]), idle_since[seat.operator_id], seat.operator_id)
+                load = len(held[seat.operator_id])
+                if not room_checked and (
+                    seat.presence is not online or (seat.max_open is not None and load >= seat.max_open)
+                ):
+                    continue
+                key = (load, idle_since[seat.operator_id], seat.operator_id)
                 if best is None or key < best:
                     best = key
         return None if best is None else best[2]
+
+    def _index_teams(self) -> None:
+        members: dict[str, list[Seat]] = {}
+        for seat in self._seats.values():
+            for team_id in seat.teams:
+                members.setdefault(team_id, []).append(seat)
+        self._team_seats = {team_id: tuple(seats) for team_id, seats in members.items()}
 
     def _reclaimable(self, seat: Seat, reason: Reclaim, now: datetime | None = None) -> list[str]:
         held = self._held[seat.operator_id]

@@ -132,7 +132,7 @@ def _folds_alike(folded: str) -> bool:
     )
 
 
-# A decision works out every condition of its event's rules at once, as the bits of one int. Each
+# A decision works out every condition of the rule set at once, as the bits of one int. Each
 # distinct condition is an *atom*, a fact true or false for the whole decision ("the channel kind
 # is email", "the casefolded text contains «возврат»"); a negated condition (is_not, not_contains,
 # has_not) is its atom's complement. Atoms come mostly from C: one dict look-up per fact compared
@@ -318,72 +318,14 @@ _NOTHING = Decision()
 
 
 class _EventRules:
-    """One event's rules, in order, with the atoms they use (see above). Most rules cannot match unless
-    some atom of theirs is true (an ``any`` of plain conditions: any of its atoms; an ``all``: one
-    of them), so each atom also carries the rules it *triggers*, as bits above the atoms': a
-    decision only looks at the rules its true atoms trigger, plus those that need no atom."""
+    """One event's rules, in order. Their trigger bits sit at ``shift`` in a decision's bits."""
 
-    __slots__ = ("_always", "_complements", "_finder", "_language_complements", "_languages", "_triggered", "rules")
+    __slots__ = ("always", "mask", "rules", "shift")
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
-        eager: dict[_Atom, int] = {}
-        lazy: dict[_Atom, int] = {}
-        for rule in rules:
-            for c in rule.conditions:
-                key, _ = _atom(c)
-                atoms = lazy if key[0] == "language" else eager
-                atoms.setdefault(key, len(atoms))
-        self.rules = tuple(_compile(rule, eager, lazy) for rule in rules)
-        self._complements = _complements(len(eager))
-        self._language_complements = _complements(len(lazy))
-        # bits 0…n-1: the atoms; n…2n-1: their complements; 2n…: the rules the atoms trigger
-        self._triggered = 2 * len(eager)
-        values = [1 << atom for atom in range(len(eager))]
-        self._always = 0  # the rules no atom triggers
-        for i, compiled in enumerate(self.rules):
-            for atom in compiled.triggers:
-                values[atom] |= 1 << (self._triggered + i)
-            if not compiled.triggers:
-                self._always |= 1 << i
-        self._finder = _AtomFinder({key: values[atom] for key, atom in eager.items()})
-        self._languages = {code: 1 << atom for (_, code), atom in lazy.items()}
-
-    def decide(self, facts: Facts) -> Decision:
-        bits = self._finder(facts)
-        bits |= (~bits & self._complements[0]) << self._complements[1]
-        candidates = (bits >> self._triggered) | self._always
-        language: list[int] = []  # the language's bits, once a rule needs them
-        matched: list[str] = []
-        actions: list[Action] = []
-        while candidates:  # in rule order: lowest bit first
-            lowest = candidates & -candidates
-            candidates ^= lowest
-            rule = self.rules[lowest.bit_length() - 1]
-            if rule.any:
-                if not (bits & rule.bits or (rule.language and self._language(facts, language) & rule.language)):
-                    continue
-            elif (bits & rule.bits) != rule.bits or (
-                rule.language and (self._language(facts, language) & rule.language) != rule.language
-            ):
-                continue
-            matched.append(rule.id)
-            actions.extend(rule.actions)
-            if rule.stop:
-                return Decision(matched=tuple(matched), actions=tuple(actions), stopped_by=rule.id)
-        return Decision(matched=tuple(matched), actions=tuple(actions)) if matched else _NOTHING
-
-    def _language(self, facts: Facts, memo: list[int]) -> int:
-        if not memo:
-            language = facts.language
-            if language is None:
-                language = detect_language(facts.text)
-            bits = 0
-            if language:
-                language = language.replace("_", "-").lower()
-                # "en" matches en-GB: a plain code is looked up by the base, a code with a region whole
-                bits = self._languages.get(language, 0) | self._languages.get(language.partition("-")[0], 0)
-            memo.append(bits | (~bits & self._language_complements[0]) << self._language_complements[1])
-        return memo[0]
+    def __init__(self, rules: tuple[_CompiledRule, ...], shift: int) -> None:
+        self.rules, self.shift = rules, shift
+        self.mask = (1 << len(rules)) - 1
+        self.always = sum(1 << i for i, rule in enumerate(rules) if not rule.triggers)  # no atom triggers these
 
 
 def _complements(atoms: int) -> tuple[int, int]:
@@ -421,9 +363,23 @@ def _compile(rule: Rule, eager: Mapping[_Atom, int], lazy: Mapping[_Atom, int]) 
 class CompiledRules:
     """A rule set ready to decide: ordered by position then id, disabled rules dropped, grouped by
     event, every condition an atom (or a predicate) and every pattern in an RE2 set. Build it when
-    the rules change and share it; it holds no per-decision state."""
+    the rules change and share it; it holds no per-decision state.
 
-    __slots__ = ("_by_event", "rule_ids", "uses_language")
+    Most rules cannot match unless some atom of theirs is true (an ``any`` of plain conditions: any
+    of its atoms; an ``all``: one of them), so each atom also carries the rules it *triggers*, as
+    bits above the atoms': a decision only looks at the rules its true atoms trigger, plus those
+    that need no atom. The atoms are shared by every event's rules, so a message that opens a
+    conversation is read once for both events (:meth:`evaluate_in_turn`)."""
+
+    __slots__ = (
+        "_by_event",
+        "_complements",
+        "_finder",
+        "_language_complements",
+        "_languages",
+        "rule_ids",
+        "uses_language",
+    )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         ordered = sorted((r for r in rules if r.enabled), key=lambda r: (r.position, r.id))
@@ -431,13 +387,80 @@ class CompiledRules:
         self.uses_language = any(isinstance(c, LanguageCondition) for r in ordered for c in r.conditions)
         """Whether any rule looks at the language. A caller need not detect it: with
         ``Facts.language`` None the engine does, only for a rule that gets as far as asking."""
-        self._by_event = {event: _EventRules([r for r in ordered if r.event == event]) for event in EVENTS}
+        eager: dict[_Atom, int] = {}
+        lazy: dict[_Atom, int] = {}
+        for rule in ordered:
+            for c in rule.conditions:
+                key, _ = _atom(c)
+                atoms = lazy if key[0] == "language" else eager
+                atoms.setdefault(key, len(atoms))
+        self._complements = _complements(len(eager))
+        self._language_complements = _complements(len(lazy))
+        # bits 0…n-1: the atoms; n…2n-1: their complements; 2n…: the rules the atoms trigger, event by event
+        values = [1 << atom for atom in range(len(eager))]
+        shift = 2 * len(eager)
+        self._by_event: dict[str, _EventRules] = {}
+        for event in EVENTS:
+            compiled = tuple(_compile(rule, eager, lazy) for rule in ordered if rule.event == event)
+            for i, rule in enumerate(compiled):
+                for atom in rule.triggers:
+                    values[atom] |= 1 << (shift + i)
+            self._by_event[event] = _EventRules(compiled, shift)
+            shift += len(compiled)
+        self._finder = _AtomFinder({key: values[atom] for key, atom in eager.items()})
+        self._languages = {code: 1 << atom for (_, code), atom in lazy.items()}
 
     def __len__(self) -> int:
         return len(self.rule_ids)
 
     def evaluate(self, facts: Facts) -> Decision:
-        return self._by_event[facts.event].decide(facts)
+        """The rules of ``facts.event``."""
+        return self.evaluate_in_turn(facts, (facts.event,))
+
+    def evaluate_in_turn(self, facts: Facts, events: Sequence[str]) -> Decision:
+        """The rules of each of ``events`` in turn, for facts true of all of them (a message that
+        opens a conversation: ``conversation_created``, then ``message_received``), as one
+        decision: a rule that stops ends them all. ``facts.event`` is not read."""
+        bits = self._finder(facts)
+        bits |= (~bits & self._complements[0]) << self._complements[1]
+        language: list[int] = []  # the language's bits, once a rule needs them
+        matched: list[str] = []
+        actions: list[Action] = []
+        for event in events:
+            event_rules = self._by_event.get(event)
+            if event_rules is None:
+                raise ValueError(f"unknown event {event!r}; expected one of {', '.join(EVENTS)}")
+            candidates = (bits >> event_rules.shift) & event_rules.mask | event_rules.always
+            rules = event_rules.rules
+            while candidates:  # in rule order: lowest bit first
+                lowest = candidates & -candidates
+                candidates ^= lowest
+                rule = rules[lowest.bit_length() - 1]
+                if rule.any:
+                    if not (bits & rule.bits or (rule.language and self._language(facts, language) & rule.language)):
+                        continue
+                elif (bits & rule.bits) != rule.bits or (
+                    rule.language and (self._language(facts, language) & rule.language) != rule.language
+                ):
+                    continue
+                matched.append(rule.id)
+                actions.extend(rule.actions)
+                if rule.stop:
+                    return Decision(matched=tuple(matched), actions=tuple(actions), stopped_by=rule.id)
+        return Decision(matched=tuple(matched), actions=tuple(actions)) if matched else _NOTHING
+
+    def _language(self, facts: Facts, memo: list[int]) -> int:
+        if not memo:
+            language = facts.language
+            if language is None:
+                language = detect_language(facts.text)
+            bits = 0
+            if language:
+                language = language.replace("_", "-").lower()
+                # "en" matches en-GB: a plain code is looked up by the base, a code with a region whole
+                bits = self._languages.get(language, 0) | self._languages.get(language.partition("-")[0], 0)
+            memo.append(bits | (~bits & self._language_complements[0]) << self._language_complements[1])
+        return memo[0]
 
 
 def evaluate(rules: Sequence[Rule] | CompiledRules, facts: Facts) -> Decision:

@@ -23,9 +23,10 @@ import contextlib
 import contextvars
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from inbox.clock import Clock
@@ -50,6 +51,7 @@ from routing.calendar import BusinessCalendar
 from routing.catalog import Catalog
 from routing.language import detect_language
 from routing.rules import (
+    Action,
     AddTagAction,
     AssignOperatorAction,
     AssignTeamAction,
@@ -69,6 +71,10 @@ log = logging.getLogger(__name__)
 NO_ANSWER = "no_answer"
 SNOOZE_END = "snooze_end"
 _OWN = contextvars.ContextVar("routing_deciding", default=False)
+_NEW_CONVERSATION_EVENTS = ("conversation_created", "message_received")
+_MESSAGE_EVENTS = ("message_received",)
+_FOLDED_KEPT = 4096
+_AS_IS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +85,51 @@ class _Plan:
     changes: dict[str, Any]
     templates: tuple[str, ...] = ()
     operator_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Effects:
+    """What a run of rule actions comes to, before it meets a conversation: actions apply in order,
+    so the last team, priority, operator, snooze or resolve wins, and tags and templates add up."""
+
+    rules: tuple[str, ...]
+    changes: Mapping[str, Any]  # team_id, priority, status
+    tags: tuple[str, ...] = ()
+    templates: tuple[str, ...] = ()
+    operator_id: str | None = None
+    snooze_minutes: int | None = None  # snoozed_until, once the time is known
+
+    @classmethod
+    def of(cls, rules: tuple[str, ...], actions: Iterable[Action]) -> _Effects:
+        changes: dict[str, Any] = {}
+        tags: dict[str, None] = {}
+        templates: list[str] = []
+        operator_id = snooze_minutes = None
+        for action in actions:
+            if isinstance(action, AssignTeamAction):
+                changes["team_id"] = action.team_id
+            elif isinstance(action, AssignOperatorAction):
+                operator_id = action.operator_id
+            elif isinstance(action, SetPriorityAction):
+                changes["priority"] = Priority(action.priority)
+            elif isinstance(action, AddTagAction):
+                tags[action.tag] = None
+            elif isinstance(action, SendAutoReplyAction):
+                templates.append(action.template_id)
+            elif isinstance(action, SnoozeAction):
+                changes["status"] = ConversationStatus.SNOOZED
+                snooze_minutes = action.minutes
+            elif isinstance(action, ResolveAction):
+                changes["status"] = ConversationStatus.RESOLVED
+                snooze_minutes = None
+        return cls(
+            rules=rules,
+            changes=MappingProxyType(changes),
+            tags=tuple(tags),
+            templates=tuple(templates),
+            operator_id=operator_id,
+            snooze_minutes=snooze_minutes,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +153,8 @@ class Router:
         self._operators: dict[str, Operator] = {}
         self._unsubscribe: Any = None
         self._timers: asyncio.Task[None] | None = None
+        self._effects_of: Any = None  # the compiled rules _folded belongs to
+        self._folded: dict[tuple[str, ...], _Effects] = {}
 
     # lifecycle
 
@@ -198,8 +251,7 @@ class Router:
         if changes:
             reasons.append("rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules))
             details["rules"] = list(plan.rules)
-        routed = {k: v for k, v in changes.items() if k in ("team_id", "priority", "status")}
-        assignee, why = self._choose(replace(conversation, **routed) if routed else conversation, plan.operator_id)
+        assignee, why = self._choose(conversation, plan.operator_id, changes)
         if assignee is not None:
             changes["assignee_id"] = assignee
             reasons.append(self._assignment_reason(assignee, why))
@@ -245,53 +297,43 @@ class Router:
 
     def _plan(self, arrival: Arrival, attributes: Any, open_now: bool) -> _Plan:
         conversation = arrival.conversation
-        matched: list[str] = []
-        actions = []
-        for name in ("conversation_created", "message_received"):
-            if name == "conversation_created" and not arrival.new_conversation:
-                continue
-            decision = self.catalog.rules.evaluate(
-                Facts(
-                    event=name,
-                    channel_id=conversation.channel_id,
-                    channel_kind=arrival.channel.kind,
-                    text=arrival.message.text,
-                    subject=conversation.subject,
-                    contact_attributes=attributes,
-                    contact_is_new=arrival.new_contact,
-                    inside_business_hours=open_now,
-                    priority=str(conversation.priority),
-                    tags=frozenset(conversation.tags),
-                    language=attributes.get("language"),  # None: the rules guess from the text if one asks
-                )
-            )
-            matched += decision.matched
-            actions += decision.actions
-            if decision.stopped_by:
-                break
-        changes: dict[str, Any] = {}
-        templates: list[str] = []
-        operator_id = None
-        tags = list(conversation.tags)
-        for action in actions:
-            if isinstance(action, AssignTeamAction):
-                changes["team_id"] = action.team_id
-            elif isinstance(action, AssignOperatorAction):
-                operator_id = action.operator_id
-            elif isinstance(action, SetPriorityAction):
-                changes["priority"] = Priority(action.priority)
-            elif isinstance(action, AddTagAction) and action.tag not in tags:
-                tags.append(action.tag)
-                changes["tags"] = tuple(tags)
-            elif isinstance(action, SendAutoReplyAction):
-                templates.append(action.template_id)
-            elif isinstance(action, SnoozeAction):
-                changes["status"] = ConversationStatus.SNOOZED
-                changes["snoozed_until"] = self.clock.now() + timedelta(minutes=action.minutes)
-            elif isinstance(action, ResolveAction):
-                changes["status"] = ConversationStatus.RESOLVED
-                changes.pop("snoozed_until", None)
-        return _Plan(rules=tuple(matched), changes=changes, templates=tuple(templates), operator_id=operator_id)
+        events = _NEW_CONVERSATION_EVENTS if arrival.new_conversation else _MESSAGE_EVENTS
+        facts = Facts(
+            event=events[-1],
+            channel_id=conversation.channel_id,
+            channel_kind=arrival.channel.kind,
+            text=arrival.message.text,
+            subject=conversation.subject,
+            contact_attributes=attributes,
+            contact_is_new=arrival.new_contact,
+            inside_business_hours=open_now,
+            priority=str(conversation.priority),
+            tags=frozenset(conversation.tags),
+            language=attributes.get("language"),  # None: the rules guess from the text if one asks
+        )
+        decision = self.catalog.rules.evaluate_in_turn(facts, events)
+        if not decision.matched:
+            return _Plan(changes={})
+        effects = self._effects(decision.matched, decision.actions)
+        changes: dict[str, Any] = dict(effects.changes)
+        new_tags = [tag for tag in effects.tags if tag not in conversation.tags]
+        if new_tags:
+            changes["tags"] = (*conversation.tags, *new_tags)
+        if effects.snooze_minutes is not None:
+            changes["snoozed_until"] = self.clock.now() + timedelta(minutes=effects.snooze_minutes)
+        return _Plan(rules=effects.rules, changes=changes, templates=effects.templates, operator_id=effects.operator_id)
+
+    def _effects(self, matched: tuple[str, ...], actions: Sequence[Action]) -> _Effects:
+        """The rules' actions folded into one outcome, once per rule set and combination of
+        matching rules: the same few combinations decide most messages."""
+        if self._effects_of is not self.catalog.rules:
+            self._effects_of, self._folded = self.catalog.rules, {}
+        effects = self._folded.get(matched)
+        if effects is None:
+            if len(self._folded) >= _FOLDED_KEPT:
+                self._folded.clear()
+            effects = self._folded[matched] = _Effects.of(matched, actions)
+        return effects
 
     async def _on_operator_reply(self, conversation: Conversation) -> None:
         self.roster.touch(conversation.id)
@@ -325,18 +367,20 @@ class Router:
 
     # assignment
 
-    def _choose(self, conversation: Conversation, operator_id: str | None = None) -> tuple[str | None, str]:
-        """Who takes an open, unassigned conversation now — the operator a rule named (if they
-        have room), else the roster's choice — already recorded in the roster; (None, why) when it
-        stays where it is or waits in the queue. Synchronous, so no other arrival can take the
-        same slot in between."""
-        if conversation.status is not ConversationStatus.OPEN:
+    def _choose(
+        self, conversation: Conversation, operator_id: str | None = None, changes: Mapping[str, Any] = _AS_IS
+    ) -> tuple[str | None, str]:
+        """Who takes an open, unassigned conversation now (with ``changes``, the rules' team, priority
+        or status, applied) — the operator a rule named (if they have room), else the roster's
+        choice — already recorded in the roster; (None, why) when it stays where it is or waits in
+        the queue. Synchronous, so no other arrival can take the same slot in between."""
+        if changes.get("status", conversation.status) is not ConversationStatus.OPEN:
             return None, "not open"
         if conversation.assignee_id is not None:
             if self.roster.assigned_to(conversation.id) is None and self.roster.seat(conversation.assignee_id):
-                self.roster.restore(_waiting(conversation), conversation.assignee_id, touched=True)
+                self.roster.restore(_waiting(conversation, changes), conversation.assignee_id, touched=True)
             return None, "already assigned"
-        waiting = _waiting(conversation)
+        waiting = _waiting(conversation, changes)
         if operator_id is not None and self.roster.seat(operator_id):
             try:
                 self.roster.assign(waiting, operator_id)
@@ -508,11 +552,11 @@ def _own_events() -> Iterator[None]:
         _OWN.reset(token)
 
 
-def _waiting(conversation: Conversation) -> Waiting:
+def _waiting(conversation: Conversation, changes: Mapping[str, Any] = _AS_IS) -> Waiting:
     return Waiting(
         conversation_id=conversation.id,
-        team_id=conversation.team_id,
-        priority=conversation.priority,
+        team_id=changes.get("team_id", conversation.team_id),
+        priority=changes.get("priority", conversation.priority),
         waiting_since=conversation.waiting_since or conversation.created_at,
     )
 
@@ -561,7 +605,7 @@ class _Replies:
             self.language or detect_language(self.text),  # detected only when a reply is written
             contact_name=self.name,
             conversation_number=conversation.number,
-            next_opening=self.calendar.next_opening(now),
+            next_opening=lambda: self.calendar.next_opening(now),
             channel_name=self.channel,
             time_zone=self.calendar.time_zone,
         )

@@ -3,6 +3,7 @@ a reference, and the language guessed only when a rule asks."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, get_args
 
 import pytest
@@ -206,7 +207,7 @@ def test_contains_ignores_case_on_either_path(other: str | None) -> None:
     rules.append(rule("subj", *({**c, "field": "subject"} for c in conditions), match="any", position=99))
     rules.append(rule("re", {"field": "text", "op": "matches", "value": "(?i)straße"}, position=100))
     compiled = CompiledRules(rules)
-    one_pass = compiled._by_event["message_received"]._finder._scans[0].otherwise >= 0
+    one_pass = compiled._finder._scans[0].otherwise >= 0
     assert one_pass is (other is None)
     assert compiled.evaluate(facts(text="ХОЧУ ВОЗВРАТ, вернуть деньги")).matched == ("r0", "r1")
     assert compiled.evaluate(facts(text="STRASSE 5")).matched == ("r2", "r3")  # casefold, not lower: ß is ss
@@ -511,6 +512,15 @@ def test_the_engine_decides_as_the_rules_read(
     for values in samples:
         f = Facts(**values)
         assert compiled.evaluate(f) == reference(rules, f)
+        # a message that opens a conversation: both events' rules in turn, as if one list
+        first = reference(rules, dataclasses.replace(f, event="conversation_created"))
+        expected = first
+        if first.stopped_by is None:
+            then = reference(rules, dataclasses.replace(f, event="message_received"))
+            expected = Decision(
+                matched=first.matched + then.matched, actions=first.actions + then.actions, stopped_by=then.stopped_by
+            )
+        assert compiled.evaluate_in_turn(f, ("conversation_created", "message_received")) == expected
 
 
 # language detection is lazy
