@@ -91,7 +91,63 @@ class _RawHeaderPolicy(policy.Compat32):
         return value if isinstance(value, str) else str(value)
 
 
-_POLICY = _RawHeaderPolicy()
+class _ParsedMessage(Message):
+    """A parsed message or part that looks headers up by name in a dict, and works out each
+    header's parameters and content type once.
+
+    Parsing asks a message for some thirty headers by name (each a scan of every header, name
+    lower-cased) and a part for its type and parameters (charset, format, name, filename) several
+    times, each parsing the header again. The name index is rebuilt whenever the header list is
+    found changed, and parsed parameters are kept per header *value*, so nothing stale is ever
+    returned; the stdlib's own code computes every result."""
+
+    _params_memo: dict[tuple[str, str], list[tuple[str, Any]]]
+    _type_memo: tuple[str | None, str, str] | None = None
+    _index_memo: tuple[list[tuple[str, Any]], dict[str, list[tuple[str, Any]]]] | None = None
+
+    def _index(self) -> dict[str, list[tuple[str, Any]]]:
+        memo = self._index_memo
+        if memo is None or memo[0] != self._headers:
+            index: dict[str, list[tuple[str, Any]]] = {}
+            for name, value in self._headers:
+                index.setdefault(name.lower(), []).append((name, value))
+            memo = self._index_memo = (list(self._headers), index)
+        return memo[1]
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        found = self._index().get(name.lower())
+        return self.policy.header_fetch_parse(*found[0]) if found else failobj
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        found = self._index().get(name.lower())
+        return [self.policy.header_fetch_parse(*header) for header in found] if found else failobj
+
+    def __contains__(self, name: str) -> bool:  # type: ignore[override]
+        return name.lower() in self._index()
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        value = self.get(header)
+        if value is None:
+            return failobj
+        key = (header.lower(), value)
+        try:
+            memo = self._params_memo
+        except AttributeError:
+            memo = self._params_memo = {}
+        params = memo.get(key)
+        if params is None:
+            params = memo[key] = super()._get_params_preserve(failobj, header)
+        return list(params)
+
+    def get_content_type(self) -> str:
+        value, default = self.get("content-type"), self.get_default_type()
+        memo = self._type_memo
+        if memo is None or memo[0] != value or memo[1] != default:
+            memo = self._type_memo = (value, default, super().get_content_type())
+        return memo[2]
+
+
+_POLICY = _RawHeaderPolicy(message_factory=_ParsedMessage)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -152,4 +152,6 @@ def _without_signature(lines: list[str]) -> list[str]:
 
 def _tidy(lines: list[str]) -> str:
     text = "\n".join(line.rstrip() for line in lines)
-    return _BLANK_RUNS.sub("\n\n", text).strip("\n")
+    if "\n\n\n" in text:  # the pattern alone scans every position: ~50 µs on 3 KB of Cyrillic
+        text = _BLANK_RUNS.sub("\n\n", text)
+    return text.strip("\n")

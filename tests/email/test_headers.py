@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
+from email.utils import getaddresses
 
 import pytest
 
-from connectors.email.headers import EmailAddress, HeaderDecoder, message_ids, parse_date
+from connectors.email.headers import EmailAddress, HeaderDecoder, _simple_mailbox, message_ids, parse_date
 
 
 @pytest.mark.parametrize(
@@ -122,3 +124,37 @@ def test_message_ids_are_normalized_and_deduplicated(raw: str | None, ids: list[
 )
 def test_dates_become_utc(raw: str | None, moment: datetime | None) -> None:
     assert parse_date(raw) == moment
+
+
+def test_the_plain_mailbox_shortcut_reads_what_getaddresses_reads() -> None:
+    """``Name <a@b.c>`` and ``a@b.c`` skip the stdlib's address parser; on anything the shortcut
+    takes, seeded random headers included, it must give exactly what the parser gives."""
+    rng = random.Random(11)
+    words = [
+        "a",
+        "bb",
+        "=?utf-8?q?x?=",
+        "c.d",
+        "e'f",
+        "<",
+        ">",
+        "@",
+        " ",
+        "\t",
+        ".",
+        "x@y",
+        "p.q@r.s",
+        "(c)",
+        '"q"',
+        ",",
+    ]
+    values = ["a@b.c", "<a@b.c>", "  Name   Two\t<a.b@c.d>  ", "=?utf-8?b?0JrQu9C40LXQvdGC?= 7 <c7@example.org>"]
+    values += ["".join(rng.choice(words) for _ in range(rng.randint(1, 7))) for _ in range(20_000)]
+    taken = 0
+    for value in values:
+        shortcut = _simple_mailbox([value])
+        if shortcut is not None:
+            taken += 1
+            assert shortcut == getaddresses([value]), value
+    assert taken > 1000
+    assert _simple_mailbox(["a@b.c", "d@e.f"]) is None  # several header instances: the parser's job

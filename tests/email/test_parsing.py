@@ -332,3 +332,30 @@ def test_big_message_parses_with_correct_size_and_hash(big_message: bytes) -> No
     assert dump.meta.sha256 == hashlib.sha256(expected).hexdigest()
     assert parsed.text == "The dump is attached."
     assert parsed.defects == ()
+
+
+def test_parsed_headers_are_looked_up_afresh_after_a_change() -> None:
+    """The parsed message keeps a name index and parsed parameters; a header changed, added or
+    removed afterwards must show at once, as on a plain ``email.message.Message``."""
+    from connectors.email.parsing import _parse_structure
+
+    message, _ = _parse_structure(
+        b'From: a@example.org\r\nX-Tag: one\r\nContent-Type: text/plain; charset="koi8-r"\r\n\r\nbody\r\n'
+    )
+    assert (message.get("x-tag"), message.get_content_type(), message.get_param("charset")) == (
+        "one",
+        "text/plain",
+        "koi8-r",
+    )
+    message.replace_header("Content-Type", "text/html; charset=utf-8")
+    message["X-Tag"] = "two"
+    assert message.get_all("X-TAG") == ["one", "two"] and "x-tag" in message
+    assert (message.get_content_type(), message.get_param("charset"), message.get_content_charset()) == (
+        "text/html",
+        "utf-8",
+        "utf-8",
+    )
+    del message["x-tag"]
+    message.set_param("charset", "windows-1251")
+    assert "X-Tag" not in message and message.get("x-tag", "gone") == "gone"
+    assert message.get_param("charset") == "windows-1251" and message.get_params()[0] == ("text/html", "")
