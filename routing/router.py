@@ -24,7 +24,7 @@ import contextvars
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -50,6 +50,7 @@ from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting, Where
 from routing.calendar import BusinessCalendar
 from routing.catalog import Catalog
 from routing.language import detect_language
+from routing.marks import Marks
 from routing.rules import (
     Action,
     AddTagAction,
@@ -141,6 +142,7 @@ class _FollowUp:
     templates: tuple[str, ...]
     calendar: BusinessCalendar
     before: Whereabouts  # where the conversation stood in the roster, for unroute()
+    marked: list[str] = field(default_factory=list)  # the marks answer() set, for unroute() to forget
 
 
 class Router:
@@ -150,6 +152,7 @@ class Router:
         self.clock = clock
         self.catalog = catalog or Catalog(service.store)
         self.roster = Roster(clock.now)
+        self.marks = Marks(service.store)
         self._operators: dict[str, Operator] = {}
         self._unsubscribe: Any = None
         self._timers: asyncio.Task[None] | None = None
@@ -264,6 +267,7 @@ class Router:
     def unroute(self, arrival: Arrival, routed: Routed) -> None:
         if isinstance(routed.plan, _FollowUp):
             self.roster.put_back(routed.plan.before)
+            self.marks.forget(routed.plan.marked)
 
     async def answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:
         """The auto-replies this message triggers, after it is written, and the "no answer yet"
@@ -284,6 +288,7 @@ class Router:
             text=arrival.message.text,
             channel=arrival.channel.name,
             fresh=arrival.new_conversation,
+            marked=follow_up.marked,
         )
         if arrival.new_conversation:
             await replies.add(settings.acknowledgement_template_id, "acknowledgement", once=True)
@@ -576,11 +581,13 @@ class _Replies:
         text: str | None = None,
         channel: str | None = None,
         fresh: bool = False,
+        marked: list[str] | None = None,
     ) -> None:
         self.router, self.conversation = router, conversation
         self.name, self.language, self.calendar, self.text, self.channel = name, language, calendar, text, channel
         self.written: list[AutoReply] = []
         self.fresh = fresh
+        self.marked = [] if marked is None else marked  # the marks set, so they can be forgotten
 
     async def add(self, template_id: str | None, trigger: str, *, once: bool) -> AutoReply | None:
         """The reply this trigger sends now, marked as sent (the caller stores it in the same
@@ -589,17 +596,17 @@ class _Replies:
         template = router.catalog.template(template_id)
         if template is None:
             return None
-        store, now, settings = router.store, router.clock.now(), router.catalog.settings
+        marks, now, settings = router.marks, router.clock.now(), router.catalog.settings
         mark = f"routing:auto_reply:{conversation.id}:{trigger}"
         # a conversation created with this message has answered no trigger yet
-        last = None if self.fresh else await store.get_sync_state(mark)
+        last = None if self.fresh else await marks.get(mark)
         period = timedelta(minutes=settings.out_of_hours_period_minutes)
         if last is not None and (once or now - datetime.fromisoformat(last) < period):
             return None
         if not await self._within_contact_limit(now):
             log.info("auto-reply %s to conversation %s held back: contact limit", trigger, conversation.number)
             return None
-        await store.set_sync_state(mark, now.isoformat())
+        await self._mark(mark, now.isoformat())
         text = render(
             template,
             self.language or detect_language(self.text),  # detected only when a reply is written
@@ -614,14 +621,15 @@ class _Replies:
         return reply
 
     async def _within_contact_limit(self, now: datetime) -> bool:
-        store, limit = self.router.store, self.router.catalog.settings.auto_replies_per_contact_per_hour
+        marks, limit = self.router.marks, self.router.catalog.settings.auto_replies_per_contact_per_hour
         key = f"routing:auto_reply_contact:{self.conversation.contact_id}"
-        recent = [
-            moment
-            for moment in json.loads(await store.get_sync_state(key) or "[]")
-            if moment > (now - timedelta(hours=1)).isoformat()
-        ]
+        hour_ago = (now - timedelta(hours=1)).isoformat()
+        recent = [moment for moment in json.loads(await marks.get(key) or "[]") if moment > hour_ago]
         if len(recent) >= limit:
             return False
-        await store.set_sync_state(key, json.dumps([*recent, now.isoformat()]))
+        await self._mark(key, json.dumps([*recent, now.isoformat()]))
         return True
+
+    async def _mark(self, key: str, value: str) -> None:
+        await self.router.marks.set(key, value)
+        self.marked.append(key)

@@ -484,3 +484,54 @@ async def test_a_failed_commit_gives_back_the_slot_of_a_conversation_that_was_ro
     assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
     retried = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation  # the sender retries
     assert retried.assignee_id == olga.id
+
+
+async def test_a_reply_whose_commit_failed_is_sent_when_the_sender_retries(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    """The router keeps the marks of replies sent in memory; a message whose unit of work was not
+    stored must leave none behind, or the retried message would go unanswered."""
+    await router.catalog.put(
+        "calendar",
+        {"id": "msk", "name": "Moscow office", "time_zone": "Europe/Moscow", "weekly": [], "holidays": []},
+    )
+    template = await _template(router, "after hours", "We are closed.")
+    await router.catalog.put(
+        "settings",
+        {
+            "default_calendar_id": "msk",
+            "out_of_hours_template_id": template,
+            "out_of_hours_period_minutes": 60,
+            "auto_replies_per_contact_per_hour": 2,
+        },
+    )
+    first = (await service.receive(inbound(channel.id, "m1", text="Hello?"))).conversation
+    clock.advance(timedelta(minutes=61))  # the period is over: the next message is answered again
+    original = store.append_message
+
+    async def poisoned(*args: Any, **kwargs: Any) -> Any:
+        stored = await original(*args, **kwargs)
+        store._database.defer("INSERT INTO no_such_table VALUES (?)", (1,))  # type: ignore[attr-defined]
+        return stored
+
+    monkeypatch.setattr(store, "append_message", poisoned)
+    with pytest.raises(Unavailable):
+        await service.receive(inbound(channel.id, "m2", text="Anyone?"))
+    monkeypatch.setattr(store, "append_message", original)
+    await service.receive(inbound(channel.id, "m2", text="Anyone?"))  # the sender retries
+    replies = await _messages(store, first.id, MessageKind.AUTO_REPLY)
+    assert [m.text for m in replies] == ["We are closed.", "We are closed."]
+    # the contact's limit (two an hour) counts the stored replies: the retried one and one more
+    await router.catalog.put(
+        "settings",
+        {
+            "default_calendar_id": "msk",
+            "out_of_hours_template_id": template,
+            "out_of_hours_period_minutes": 1,
+            "auto_replies_per_contact_per_hour": 2,
+        },
+    )
+    for n in (3, 4):
+        clock.advance(timedelta(minutes=2))
+        await service.receive(inbound(channel.id, f"m{n}", text="Hello again"))
+    assert len(await _messages(store, first.id, MessageKind.AUTO_REPLY)) == 3
