@@ -142,6 +142,8 @@ def _folds_alike(folded: str) -> bool:
 # one. The language is a second family of atoms, worked out only when a rule gets that far:
 # detecting it costs as much as dozens of rules.
 
+_KNOWN_LENGTH, _KNOWN_VALUES = 200, 4096  # short values (subjects) a scan remembers, and how many
+
 _Atom = tuple[str, Any]  # what an atom compares and with what: ("channel_kind", "email")
 _EQUALITY = ("channel_id", "channel_kind", "contact_is_new", "inside_business_hours", "priority")  # Facts fields
 
@@ -214,6 +216,7 @@ class _Scan:
     needles: _PatternSet | None  # every needle, casefolded, for the second pass
     needle_bits: tuple[int, ...]
     empty: int  # the bits for the empty text, worked out once: a message without a subject costs nothing
+    known: dict[str, int] = dataclasses.field(default_factory=dict)  # short values seen lately, and their bits
 
     @classmethod
     def of(cls, field: str, regexes: Mapping[str, int], needles: Mapping[str, int]) -> _Scan:
@@ -243,7 +246,16 @@ class _Scan:
 
     def __call__(self, facts: Facts) -> int:
         value = self.field(facts)  # a message without a subject has the empty subject
-        return self.bits_of(value) if value else self.empty
+        if not value:
+            return self.empty
+        if len(value) > _KNOWN_LENGTH:
+            return self.bits_of(value)
+        bits = self.known.get(value)  # a subject comes again with every message of its conversation
+        if bits is None:
+            if len(self.known) >= _KNOWN_VALUES:
+                self.known.clear()
+            bits = self.known[value] = self.bits_of(value)
+        return bits
 
     def bits_of(self, value: str) -> int:
         """The bits of the atoms true of ``value``, the field's text."""

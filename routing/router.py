@@ -83,6 +83,7 @@ class _Plan:
     """What the rules decided for one message, folded into one change."""
 
     rules: tuple[str, ...] = ()
+    reason: str = ""  # "rules: " and their names
     changes: dict[str, Any]
     templates: tuple[str, ...] = ()
     operator_id: str | None = None
@@ -94,6 +95,7 @@ class _Effects:
     so the last team, priority, operator, snooze or resolve wins, and tags and templates add up."""
 
     rules: tuple[str, ...]
+    reason: str
     changes: Mapping[str, Any]  # team_id, priority, status
     tags: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
@@ -101,7 +103,7 @@ class _Effects:
     snooze_minutes: int | None = None  # snoozed_until, once the time is known
 
     @classmethod
-    def of(cls, rules: tuple[str, ...], actions: Iterable[Action]) -> _Effects:
+    def of(cls, rules: tuple[str, ...], reason: str, actions: Iterable[Action]) -> _Effects:
         changes: dict[str, Any] = {}
         tags: dict[str, None] = {}
         templates: list[str] = []
@@ -125,6 +127,7 @@ class _Effects:
                 snooze_minutes = None
         return cls(
             rules=rules,
+            reason=reason,
             changes=MappingProxyType(changes),
             tags=tuple(tags),
             templates=tuple(templates),
@@ -252,7 +255,7 @@ class Router:
         changes = {name: value for name, value in plan.changes.items() if getattr(conversation, name) != value}
         reasons, details = [], {}
         if changes:
-            reasons.append("rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in plan.rules))
+            reasons.append(plan.reason)
             details["rules"] = list(plan.rules)
         assignee, why = self._choose(conversation, plan.operator_id, changes)
         if assignee is not None:
@@ -326,7 +329,13 @@ class Router:
             changes["tags"] = (*conversation.tags, *new_tags)
         if effects.snooze_minutes is not None:
             changes["snoozed_until"] = self.clock.now() + timedelta(minutes=effects.snooze_minutes)
-        return _Plan(rules=effects.rules, changes=changes, templates=effects.templates, operator_id=effects.operator_id)
+        return _Plan(
+            rules=effects.rules,
+            reason=effects.reason,
+            changes=changes,
+            templates=effects.templates,
+            operator_id=effects.operator_id,
+        )
 
     def _effects(self, matched: tuple[str, ...], actions: Sequence[Action]) -> _Effects:
         """The rules' actions folded into one outcome, once per rule set and combination of
@@ -337,7 +346,8 @@ class Router:
         if effects is None:
             if len(self._folded) >= _FOLDED_KEPT:
                 self._folded.clear()
-            effects = self._folded[matched] = _Effects.of(matched, actions)
+            reason = "rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in matched)
+            effects = self._folded[matched] = _Effects.of(matched, reason, actions)
         return effects
 
     async def _on_operator_reply(self, conversation: Conversation) -> None:

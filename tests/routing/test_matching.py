@@ -334,9 +334,13 @@ def test_rules_only_see_their_event() -> None:
 
 def test_compiled_rules_are_reused_across_messages() -> None:
     compiled = CompiledRules([rule("r1", {"field": "text", "op": "matches", "value": "(?i)refund"})])
-    assert [compiled.evaluate(facts(text=t)).matched for t in ("Refund!", "hello", "a refund")] == [
+    texts = ("Refund!", "hello", "a refund", "hello", "Refund!", "refund " * 40)  # short ones are remembered
+    assert [compiled.evaluate(facts(text=t)).matched for t in texts] == [
         ("r1",),
         (),
+        ("r1",),
+        (),
+        ("r1",),
         ("r1",),
     ]
 
