@@ -4,8 +4,10 @@ timers and assignment with caps, driven through the inbox service as connectors 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -466,10 +468,9 @@ async def test_a_reopening_message_that_is_not_stored_leaves_the_roster_as_it_wa
     assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
 
 
-async def test_a_failed_commit_gives_back_the_slot_of_a_conversation_that_was_rolled_back(
-    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
-) -> None:
-    olga = await _operator(store, clock, router, "olga", max_open=1)
+@contextlib.contextmanager
+def _failing_commits(store: Store, monkeypatch: Any) -> Iterator[None]:
+    """Messages are written, then their group commit fails (and rolls them back)."""
     original = store.append_message
 
     async def poisoned(*args: Any, **kwargs: Any) -> Any:
@@ -478,9 +479,18 @@ async def test_a_failed_commit_gives_back_the_slot_of_a_conversation_that_was_ro
         return stored
 
     monkeypatch.setattr(store, "append_message", poisoned)
-    with pytest.raises(Unavailable):
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(store, "append_message", original)
+
+
+async def test_a_failed_commit_gives_back_the_slot_of_a_conversation_that_was_rolled_back(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    olga = await _operator(store, clock, router, "olga", max_open=1)
+    with _failing_commits(store, monkeypatch), pytest.raises(Unavailable):
         await service.receive(inbound(channel.id, "m1", contact="c1"))
-    monkeypatch.setattr(store, "append_message", original)
     assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
     retried = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation  # the sender retries
     assert retried.assignee_id == olga.id
@@ -507,17 +517,8 @@ async def test_a_reply_whose_commit_failed_is_sent_when_the_sender_retries(
     )
     first = (await service.receive(inbound(channel.id, "m1", text="Hello?"))).conversation
     clock.advance(timedelta(minutes=61))  # the period is over: the next message is answered again
-    original = store.append_message
-
-    async def poisoned(*args: Any, **kwargs: Any) -> Any:
-        stored = await original(*args, **kwargs)
-        store._database.defer("INSERT INTO no_such_table VALUES (?)", (1,))  # type: ignore[attr-defined]
-        return stored
-
-    monkeypatch.setattr(store, "append_message", poisoned)
-    with pytest.raises(Unavailable):
+    with _failing_commits(store, monkeypatch), pytest.raises(Unavailable):
         await service.receive(inbound(channel.id, "m2", text="Anyone?"))
-    monkeypatch.setattr(store, "append_message", original)
     await service.receive(inbound(channel.id, "m2", text="Anyone?"))  # the sender retries
     replies = await _messages(store, first.id, MessageKind.AUTO_REPLY)
     assert [m.text for m in replies] == ["We are closed.", "We are closed."]
