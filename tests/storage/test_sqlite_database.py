@@ -34,9 +34,25 @@ async def test_units_of_one_turn_commit_together_and_a_failed_unit_leaves_the_re
                 connection.execute("INSERT INTO t VALUES ('a', 'duplicate')")
         database.execute("INSERT INTO t VALUES ('c', '3')")
         assert [r["k"] for r in database.rows("SELECT k FROM t ORDER BY k")] == ["a", "c"]
-        assert _committed_rows(tmp_path) == []  # not yet: the batch commits on the loop's next turn
+        assert _committed_rows(tmp_path) == []  # not yet: the batch commits two turns of the loop later
         await database.settled()
         assert _committed_rows(tmp_path) == [("a", "1"), ("c", "3")]
+    finally:
+        await database.close()
+
+
+async def test_a_unit_written_on_the_next_turn_joins_the_open_batch(tmp_path: Path) -> None:
+    database = await _database(tmp_path)
+    try:
+        database.execute("INSERT INTO t VALUES ('a', '1')")
+        await asyncio.sleep(0)  # one turn: what was in flight when the batch opened still joins it
+        assert _committed_rows(tmp_path) == []
+        database.execute("INSERT INTO t VALUES ('b', '2')")
+        await database.settled()
+        assert _committed_rows(tmp_path) == [("a", "1"), ("b", "2")]
+        database.execute("INSERT INTO t VALUES ('c', '3')")  # a new batch, committed on its own
+        await database.settled()
+        assert _committed_rows(tmp_path) == [("a", "1"), ("b", "2"), ("c", "3")]
     finally:
         await database.close()
 
