@@ -370,7 +370,9 @@ class Roster:
             return holder
         operator_id = self.choose(waiting.team_id)
         if operator_id is None:
-            self._push(waiting)
+            entry = self._queued.get(waiting.conversation_id)
+            if entry is None or entry[-1] != waiting:  # a customer writing again keeps their place as it is
+                self._push(waiting)
             return None
         self.assign(waiting, operator_id)
         return operator_id
