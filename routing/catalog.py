@@ -112,6 +112,7 @@ class Catalog:
         self._objects: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         self.rules = CompiledRules(())
         self.settings = RoutingSettings()
+        self._calendars: dict[tuple[str, str | None], BusinessCalendar] = {}  # by (channel, team), until a change
 
     async def load(self) -> None:
         for kind, spec in _KINDS.items():
@@ -161,7 +162,14 @@ class Catalog:
         return self._objects["team"].get(team_id) if team_id else None
 
     def calendar_for(self, channel_id: str, team_id: str | None = None) -> BusinessCalendar:
-        """The team's calendar, else the channel's, else the default one, else always open."""
+        """The team's calendar, else the channel's, else the default one, else always open (asked
+        for every message, so remembered until the catalog changes)."""
+        calendar = self._calendars.get((channel_id, team_id))
+        if calendar is None:
+            calendar = self._calendars[(channel_id, team_id)] = self._find_calendar(channel_id, team_id)
+        return calendar
+
+    def _find_calendar(self, channel_id: str, team_id: str | None) -> BusinessCalendar:
         team = self.team(team_id)
         settings = self.settings
         for calendar_id in (
@@ -177,6 +185,7 @@ class Catalog:
         return any(team.focus_mode for team_id in team_ids if (team := self.team(team_id)))
 
     def _refresh(self) -> None:
+        self._calendars = {}
         rules: list[Rule] = list(self._objects["rule"].values())
         self.rules = CompiledRules(rules)
         self.settings = self._objects["settings"].get("default") or RoutingSettings()
