@@ -40,6 +40,9 @@ out-of-hours and no-answer templates. 50 operators are online, spread over the t
 chosen so total capacity is two thirds of the conversations (27 for 2,000): the last third queues.
 Nobody answers or resolves during the run.
 
+``--parts`` adds a run (20 in flight) with a wall-clock timer around each part of routing
+(:data:`PARTS`: the rules, the RE2 passes, the roster, replies, templates, limits, timers) and
+prints µs a call and a message: where the time goes inside the server, cache misses included.
 ``--profile`` adds a run (20 in flight) with cProfile enabled inside the router's steps only, and
 prints where routing time goes. Figures come with the CPU share of other processes: on two
 cores, anything else running skews them.
@@ -52,6 +55,7 @@ import asyncio
 import contextvars
 import cProfile
 import gc
+import inspect
 import os
 import pstats
 import random
@@ -75,8 +79,10 @@ from inbox.clock import SystemClock
 from inbox.domain import InboundContact, InboundMessage, Presence, Role
 from inbox.events import EventBus
 from inbox.service import InboxService
+from routing import router as router_module
 from routing.catalog import Catalog
-from routing.router import Router
+from routing.matching import CompiledRules, _Scan
+from routing.router import Router, _Replies
 from storage.sqlite import SqliteStore
 
 TARGET_DECISIONS, TARGET_P99_MS = 5000.0, 5.0
@@ -1087,6 +1093,70 @@ def print_profile(profiler: cProfile.Profile, busy_seconds: float, top: int = 10
         print(f"   {ct * 1000:8.0f} {ct / total:6.1%} {calls:9,} {tt * 1000:9.0f}  {where(key)}")
 
 
+# (what, where, attribute): the parts of routing --parts times; a part includes the parts it calls.
+# Probes into private names on purpose: rename one and this table must follow.
+PARTS: tuple[tuple[str, Any, str], ...] = (
+    ("route(): the decision", Router, "route"),
+    ("  the rules (facts, engine, folding)", Router, "_plan"),
+    ("    the engine", CompiledRules, "evaluate_in_turn"),
+    ("      RE2 passes: texts, new subjects", _Scan, "bits_of"),
+    ("  the roster's choice", Router, "_choose"),
+    ("answer(): replies and timers", Router, "answer"),
+    ("  an auto-reply trigger (sent or not)", _Replies, "add"),
+    ("    rendering its template", router_module, "render"),  # the name the router calls
+    ("    the contact's hourly limit", _Replies, "_within_contact_limit"),
+    ("  the no-answer timer", Router, "_arm_no_answer"),
+    ("on_event(): the bus", Router, "on_event"),
+)
+
+
+@contextmanager
+def timed_parts() -> Iterator[dict[str, list[float]]]:
+    """Wraps each of :data:`PARTS` with a wall-clock timer while the block runs: label -> [seconds, calls]."""
+    totals: dict[str, list[float]] = {label: [0.0, 0] for label, _, _ in PARTS}
+    originals = [(owner, name, getattr(owner, name)) for _, owner, name in PARTS]
+    for (label, owner, name), (_, _, original) in zip(PARTS, originals, strict=True):
+        setattr(owner, name, _timer(original, totals[label]))
+    try:
+        yield totals
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def _timer(function: Callable[..., Any], total: list[float]) -> Callable[..., Any]:
+    clock = time.perf_counter
+    if inspect.iscoroutinefunction(function):
+
+        async def timed_coroutine(*args: Any, **kwargs: Any) -> Any:
+            start = clock()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                total[0] += clock() - start
+                total[1] += 1
+
+        return timed_coroutine
+
+    def timed_function(*args: Any, **kwargs: Any) -> Any:
+        start = clock()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            total[0] += clock() - start
+            total[1] += 1
+
+    return timed_function
+
+
+def print_parts(totals: Mapping[str, list[float]], messages: int) -> None:
+    print(f"   {'part':<40} {'calls':>8} {'µs a call':>10} {'µs a message':>13}")
+    for label, (seconds, calls) in totals.items():
+        per_call = seconds / calls * 1e6 if calls else 0.0
+        print(f"   {label:<40} {int(calls):>8,} {per_call:>10.1f} {seconds / messages * 1e6:>13.1f}")
+    print("   (wall time inside the server run; each timer adds ~0.3 µs a call, and time suspended counts)")
+
+
 def goal(value: float, target: float, higher: bool) -> str:
     met = value >= target if higher else value <= target
     return f"{'≥' if higher else '≤'} {target:g}  {'MET' if met else 'MISSED'}"
@@ -1120,8 +1190,17 @@ async def bench(args: argparse.Namespace) -> None:
             f"{cost:.3f} ms/message (≈ {1000 / cost if cost > 0 else float('inf'):,.0f} decisions/s)"
         )
         outcome(routed_run, max_open)
+    if args.parts:
+        print(f"{len(modes) + 1}. parts: router, {args.concurrency} in flight, a timer around each part of routing")
+        with timed_parts() as totals:
+            run = await run_once(
+                "router (parts timed)", drafts, routed=True, concurrency=args.concurrency, max_open=max_open
+            )
+        describe(run)
+        print_parts(totals, run.messages)
     if args.profile:
-        print(f"{len(modes) + 1}. profile: router, {args.concurrency} in flight, cProfile inside the router's steps")
+        step = len(modes) + 1 + args.parts
+        print(f"{step}. profile: router, {args.concurrency} in flight, cProfile inside the router's steps")
         profiler = cProfile.Profile()
         run = await run_once(
             "router (profiled)", drafts, routed=True, concurrency=args.concurrency, max_open=max_open, profiler=profiler
@@ -1189,6 +1268,7 @@ def main() -> None:
     parser.add_argument("--max-open", type=int, default=0, help="operators' cap; default: 2/3 of contacts / 50")
     parser.add_argument("--no-sequential", action="store_true", help="skip the one-at-a-time runs")
     parser.add_argument("--profile", action="store_true", help="add a profiled run and print the top functions")
+    parser.add_argument("--parts", action="store_true", help="add a run that times each part of routing (PARTS)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.quick:
