@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -193,20 +193,28 @@ class Router:
                 await self._timers
 
     async def _restore(self) -> None:
+        """The roster from the open conversations; and every snoozed one's wake-up timer, which an
+        operator's snooze writes after the snooze is stored: a crash in between must not leave a
+        conversation asleep for good (the timer's write is an upsert, so one that exists stays)."""
+        async for conversation in self._conversations(ConversationStatus.OPEN):
+            if conversation.assignee_id and self.roster.seat(conversation.assignee_id):
+                self.roster.restore(
+                    _waiting(conversation),
+                    conversation.assignee_id,
+                    touched=conversation.first_response_at is not None,
+                )
+            elif conversation.assignee_id is None:
+                self.roster.enqueue(_waiting(conversation))
+        async for conversation in self._conversations(ConversationStatus.SNOOZED):
+            await self._arm_snooze_end(conversation)
+        await self.store.durable()
+
+    async def _conversations(self, status: ConversationStatus) -> AsyncIterator[Conversation]:
         cursor = None
         while True:
-            page = await self.store.list_conversations(
-                ConversationFilter(status=ConversationStatus.OPEN), limit=500, cursor=cursor
-            )
+            page = await self.store.list_conversations(ConversationFilter(status=status), limit=500, cursor=cursor)
             for conversation in page.items:
-                if conversation.assignee_id and self.roster.seat(conversation.assignee_id):
-                    self.roster.restore(
-                        _waiting(conversation),
-                        conversation.assignee_id,
-                        touched=conversation.first_response_at is not None,
-                    )
-                elif conversation.assignee_id is None:
-                    self.roster.enqueue(_waiting(conversation))
+                yield conversation
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
@@ -483,11 +491,14 @@ class Router:
     async def _arm_no_answer(self, conversation: Conversation, message: Message) -> None:
         """Armed by the message that starts a wait, so once per wait: later messages of the same
         wait, and the timer's own auto-reply, leave ``waiting_since`` as it is."""
+        if conversation.waiting_since is not None and conversation.waiting_since == message.created_at:
+            await self._arm_no_answer_from(conversation, conversation.waiting_since)
+
+    async def _arm_no_answer_from(self, conversation: Conversation, start: datetime) -> None:
         settings = self.catalog.settings
-        if not settings.no_answer_template_id or conversation.waiting_since != message.created_at:
-            return
-        due = conversation.waiting_since + timedelta(minutes=settings.no_answer_minutes)
-        await self.store.set_timer(Timer(id=new_id(), kind=NO_ANSWER, conversation_id=conversation.id, due_at=due))
+        if settings.no_answer_template_id:
+            due = start + timedelta(minutes=settings.no_answer_minutes)
+            await self.store.set_timer(Timer(id=new_id(), kind=NO_ANSWER, conversation_id=conversation.id, due_at=due))
 
     async def _arm_snooze_end(self, conversation: Conversation) -> None:
         if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until:
@@ -531,6 +542,8 @@ class Router:
             if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until <= self.clock.now():
                 woken = await self._decide(conversation, reason="snooze ended", status=ConversationStatus.OPEN)
                 await self._route(woken)
+                if woken.waiting_since is not None:  # the customer still waits: a wait begins now for the timer
+                    await self._arm_no_answer_from(woken, self.clock.now())
 
     async def _tick_forever(self, interval: float) -> None:
         while True:

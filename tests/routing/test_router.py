@@ -295,6 +295,8 @@ async def test_snooze_ends_by_a_durable_timer(
 async def test_a_rule_that_snoozes_a_new_conversation_wakes_it_by_a_timer(
     router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock
 ) -> None:
+    template = await _template(router, "still waiting", "We are on it.")
+    await router.catalog.put("settings", {"no_answer_template_id": template, "no_answer_minutes": 45})
     await router.catalog.put(
         "rule",
         {
@@ -319,6 +321,31 @@ async def test_a_rule_that_snoozes_a_new_conversation_wakes_it_by_a_timer(
         "rules: come back later",
         "snooze ended",
     ]
+    # the no-answer timer armed on arrival fired while it slept (nothing sent); awake, the wait counts anew
+    assert await _messages(store, snoozed.id, MessageKind.AUTO_REPLY) == []
+    clock.advance(timedelta(minutes=44))
+    assert await router.fire_due_timers() == 0
+    clock.advance(timedelta(minutes=1))
+    assert await router.fire_due_timers() == 1
+    assert [m.text for m in await _messages(store, snoozed.id, MessageKind.AUTO_REPLY)] == ["We are on it."]
+
+
+async def test_a_snooze_whose_wake_up_timer_was_lost_wakes_after_a_restart(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, operator: Operator
+) -> None:
+    """An operator's snooze is stored first and its timer written after; a crash in between loses
+    the timer, and the next start writes it again."""
+    conversation = (await service.receive(inbound(channel.id, "m1"))).conversation
+    await service.snooze(conversation.id, operator, clock.now() + timedelta(hours=2))
+    await router.stop()
+    assert await store.cancel_timer("snooze_end", conversation.id)  # as if the process died before writing it
+    await store.durable()
+    router = Router(service, clock)
+    await router.start(timer_interval=None)
+    clock.advance(timedelta(hours=2))
+    assert await router.fire_due_timers() == 1
+    assert (await store.get_conversation(conversation.id)).status is ConversationStatus.OPEN
+    await router.stop()
 
 
 async def test_the_acknowledgement_goes_out_once_per_conversation(
