@@ -4,8 +4,9 @@
 a pool submit and a loop wake-up each. Here a single thread parses every message in arrival
 order, so an IMAP batch can be parsed ahead of the store while the loop writes the previous
 message, and mail a sender waits on (SMTP) goes before such a batch; results come back through
-one wake-up for whatever finished while the loop was busy. Parsing never runs on the loop,
-whatever the message.
+one wake-up for whatever finished while the loop was busy. A large message (1 MiB and over:
+attachments) is parsed in a pool thread of its own instead, so a 20 MB mail taking a second does
+not hold up the small ones behind it. Parsing never runs on the loop, whatever the message.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from connectors.email.parsing import ParsedEmail, parse_email
 __all__ = ["MailParser", "parse_off_loop"]
 
 _Job = tuple[bytes, asyncio.AbstractEventLoop, asyncio.Future[ParsedEmail]]
+LARGE = 1 << 20
 
 
 class MailParser:
-    def __init__(self, parse: Callable[[bytes], ParsedEmail] = parse_email) -> None:
+    def __init__(self, parse: Callable[[bytes], ParsedEmail] = parse_email, *, large: int = LARGE) -> None:
         self._parse = parse
+        self._large = large
         self._now: deque[_Job] = deque()  # mail a sender waits on (SMTP)
         self._ahead: deque[_Job] = deque()  # mail parsed ahead of the store (an IMAP batch)
         self._ready = threading.Condition(threading.Lock())
@@ -36,8 +39,11 @@ class MailParser:
     def parse(self, raw: bytes, *, ahead: bool = False) -> asyncio.Future[ParsedEmail]:
         """The parsed message, or the parser's exception (``PayloadError`` for unparsable mail).
         Call from a running loop. Futures resolve in the order they were asked for, except that
-        mail parsed ``ahead`` (an IMAP batch) waits while mail a sender is waiting on goes first."""
+        mail parsed ``ahead`` (an IMAP batch) waits while mail a sender is waiting on goes first,
+        and a large message resolves whenever its own thread is done."""
         loop = asyncio.get_running_loop()
+        if len(raw) >= self._large:
+            return loop.run_in_executor(None, self._parse, raw)
         future: asyncio.Future[ParsedEmail] = loop.create_future()
         self._ensure_thread()
         with self._ready:

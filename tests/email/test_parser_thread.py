@@ -88,3 +88,22 @@ async def test_mail_a_sender_waits_on_goes_before_a_batch_parsed_ahead() -> None
     release.set()
     await asyncio.gather(busy, smtp, *batch)
     assert order == [b"first", b"smtp", b"imap-0", b"imap-1", b"imap-2"]
+
+
+async def test_a_large_message_does_not_hold_up_the_small_ones_behind_it() -> None:
+    release = threading.Event()
+
+    def parse(raw: bytes) -> bytes:  # type: ignore[return-value]  # a stand-in: the parser's own outcome
+        if len(raw) >= 100:
+            release.wait(30)  # a 20 MB message taking its time
+        return raw.upper()
+
+    parser = MailParser(parse, large=100)  # type: ignore[arg-type]
+    large = parser.parse(b"x" * 100)
+    small = [parser.parse(b"small"), parser.parse(b"later", ahead=True)]
+    try:
+        assert await asyncio.wait_for(asyncio.gather(*small), timeout=10) == [b"SMALL", b"LATER"]
+        assert not large.done()
+    finally:
+        release.set()
+    assert await large == b"X" * 100
