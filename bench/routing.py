@@ -79,10 +79,11 @@ from inbox.clock import SystemClock
 from inbox.domain import InboundContact, InboundMessage, Presence, Role
 from inbox.events import EventBus
 from inbox.service import InboxService
-from routing import router as router_module
+from routing import replies as replies_module
 from routing.catalog import Catalog
 from routing.matching import CompiledRules, _Scan
-from routing.router import Router, _Replies
+from routing.replies import Replies
+from routing.router import Router
 from storage.sqlite import SqliteStore
 
 TARGET_DECISIONS, TARGET_P99_MS = 5000.0, 5.0
@@ -1102,9 +1103,9 @@ PARTS: tuple[tuple[str, Any, str], ...] = (
     ("      RE2 passes: texts, new subjects", _Scan, "bits_of"),
     ("  the roster's choice", Router, "_choose"),
     ("answer(): replies and timers", Router, "answer"),
-    ("  an auto-reply trigger (sent or not)", _Replies, "add"),
-    ("    rendering its template", router_module, "render"),  # the name the router calls
-    ("    the contact's hourly limit", _Replies, "_within_contact_limit"),
+    ("  an auto-reply trigger (sent or not)", Replies, "add"),
+    ("    rendering its template", replies_module, "render"),  # the name the replies call
+    ("    the contact's hourly limit", Replies, "_within_contact_limit"),
     ("  the no-answer timer", Router, "_arm_no_answer"),
     ("on_event(): the bus", Router, "on_event"),
 )

@@ -21,9 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -37,7 +36,6 @@ from inbox.domain import (
     Message,
     MessageKind,
     Operator,
-    Priority,
     Role,
     Timer,
 )
@@ -49,20 +47,10 @@ from inbox.service import UNCHANGED, InboxService
 from routing.assignment import AtCapacity, Reclaim, Roster, Seat, Waiting, Whereabouts
 from routing.calendar import BusinessCalendar
 from routing.catalog import Catalog
-from routing.language import detect_language
+from routing.effects import Effects
 from routing.marks import Marks
-from routing.rules import (
-    Action,
-    AddTagAction,
-    AssignOperatorAction,
-    AssignTeamAction,
-    Facts,
-    ResolveAction,
-    SendAutoReplyAction,
-    SetPriorityAction,
-    SnoozeAction,
-)
-from routing.templates import render
+from routing.replies import Replies
+from routing.rules import Action, Facts
 from storage.base import ConversationFilter
 
 __all__ = ["NO_ANSWER", "SNOOZE_END", "Router"]
@@ -90,53 +78,6 @@ class _Plan:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Effects:
-    """What a run of rule actions comes to, before it meets a conversation: actions apply in order,
-    so the last team, priority, operator, snooze or resolve wins, and tags and templates add up."""
-
-    rules: tuple[str, ...]
-    reason: str
-    changes: Mapping[str, Any]  # team_id, priority, status
-    tags: tuple[str, ...] = ()
-    templates: tuple[str, ...] = ()
-    operator_id: str | None = None
-    snooze_minutes: int | None = None  # snoozed_until, once the time is known
-
-    @classmethod
-    def of(cls, rules: tuple[str, ...], reason: str, actions: Iterable[Action]) -> _Effects:
-        changes: dict[str, Any] = {}
-        tags: dict[str, None] = {}
-        templates: list[str] = []
-        operator_id = snooze_minutes = None
-        for action in actions:
-            if isinstance(action, AssignTeamAction):
-                changes["team_id"] = action.team_id
-            elif isinstance(action, AssignOperatorAction):
-                operator_id = action.operator_id
-            elif isinstance(action, SetPriorityAction):
-                changes["priority"] = Priority(action.priority)
-            elif isinstance(action, AddTagAction):
-                tags[action.tag] = None
-            elif isinstance(action, SendAutoReplyAction):
-                templates.append(action.template_id)
-            elif isinstance(action, SnoozeAction):
-                changes["status"] = ConversationStatus.SNOOZED
-                snooze_minutes = action.minutes
-            elif isinstance(action, ResolveAction):
-                changes["status"] = ConversationStatus.RESOLVED
-                snooze_minutes = None
-        return cls(
-            rules=rules,
-            reason=reason,
-            changes=MappingProxyType(changes),
-            tags=tuple(tags),
-            templates=tuple(templates),
-            operator_id=operator_id,
-            snooze_minutes=snooze_minutes,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _FollowUp:
     """What :meth:`Router.route` found that :meth:`Router.answer` needs, carried by the inbox."""
 
@@ -160,7 +101,7 @@ class Router:
         self._unsubscribe: Any = None
         self._timers: asyncio.Task[None] | None = None
         self._effects_of: Any = None  # the compiled rules _folded belongs to
-        self._folded: dict[tuple[str, ...], _Effects] = {}
+        self._folded: dict[tuple[str, ...], Effects] = {}
 
     # lifecycle
 
@@ -290,8 +231,10 @@ class Router:
         if not isinstance(follow_up, _FollowUp) or not follow_up.answers:
             return ()
         settings = self.catalog.settings
-        replies = _Replies(
-            self,
+        replies = Replies(
+            self.catalog,
+            self.marks,
+            self.clock,
             conversation,
             arrival.contact.name,
             arrival.contact.attributes.get("language"),
@@ -345,7 +288,7 @@ class Router:
             operator_id=effects.operator_id,
         )
 
-    def _effects(self, matched: tuple[str, ...], actions: Sequence[Action]) -> _Effects:
+    def _effects(self, matched: tuple[str, ...], actions: Sequence[Action]) -> Effects:
         """The rules' actions folded into one outcome, once per rule set and combination of
         matching rules: the same few combinations decide most messages."""
         if self._effects_of is not self.catalog.rules:
@@ -355,7 +298,7 @@ class Router:
             if len(self._folded) >= _FOLDED_KEPT:
                 self._folded.clear()
             reason = "rules: " + ", ".join(self.catalog.get("rule", rule_id).name for rule_id in matched)
-            effects = self._folded[matched] = _Effects.of(matched, reason, actions)
+            effects = self._folded[matched] = Effects.of(matched, reason, actions)
         return effects
 
     async def _on_operator_reply(self, conversation: Conversation) -> None:
@@ -533,7 +476,16 @@ class Router:
             calendar = self.catalog.calendar_for(conversation.channel_id, conversation.team_id)
             language = contact.attributes.get("language")
             channel = await self.service.channel(conversation.channel_id)
-            replies = _Replies(self, conversation, contact.name, language, calendar, channel=channel.name)
+            replies = Replies(
+                self.catalog,
+                self.marks,
+                self.clock,
+                conversation,
+                contact.name,
+                language,
+                calendar,
+                channel=channel.name,
+            )
             reply = await replies.add(self.catalog.settings.no_answer_template_id, "no_answer", once=False)
             if reply is not None:
                 with _own_events():
@@ -587,72 +539,3 @@ def _waiting(conversation: Conversation, changes: Mapping[str, Any] = _AS_IS) ->
         priority=changes.get("priority", conversation.priority),
         waiting_since=conversation.waiting_since or conversation.created_at,
     )
-
-
-class _Replies:
-    """Sends one conversation's auto-replies: each trigger once (``once``) or at most once per
-    period (out of hours, no answer), and no more than the per-contact hourly limit."""
-
-    def __init__(
-        self,
-        router: Router,
-        conversation: Conversation,
-        name: str | None,
-        language: Any,
-        calendar: BusinessCalendar,
-        *,
-        text: str | None = None,
-        channel: str | None = None,
-        fresh: bool = False,
-        marked: list[str] | None = None,
-    ) -> None:
-        self.router, self.conversation = router, conversation
-        self.name, self.language, self.calendar, self.text, self.channel = name, language, calendar, text, channel
-        self.written: list[AutoReply] = []
-        self.fresh = fresh
-        self.marked = [] if marked is None else marked  # the marks set, so they can be forgotten
-
-    async def add(self, template_id: str | None, trigger: str, *, once: bool) -> AutoReply | None:
-        """The reply this trigger sends now, marked as sent (the caller stores it in the same
-        unit of work), or None when the trigger has answered already or a limit holds it back."""
-        router, conversation = self.router, self.conversation
-        template = router.catalog.template(template_id)
-        if template is None:
-            return None
-        marks, now, settings = router.marks, router.clock.now(), router.catalog.settings
-        mark = f"routing:auto_reply:{conversation.id}:{trigger}"
-        # a conversation created with this message has answered no trigger yet
-        last = None if self.fresh else await marks.get(mark)
-        period = timedelta(minutes=settings.out_of_hours_period_minutes)
-        if last is not None and (once or now - datetime.fromisoformat(last) < period):
-            return None
-        if not await self._within_contact_limit(now):
-            log.info("auto-reply %s to conversation %s held back: contact limit", trigger, conversation.number)
-            return None
-        await self._mark(mark, now.isoformat())
-        text = render(
-            template,
-            self.language or detect_language(self.text),  # detected only when a reply is written
-            contact_name=self.name,
-            conversation_number=conversation.number,
-            next_opening=lambda: self.calendar.next_opening(now),
-            channel_name=self.channel,
-            time_zone=self.calendar.time_zone,
-        )
-        reply = AutoReply(text, trigger)
-        self.written.append(reply)
-        return reply
-
-    async def _within_contact_limit(self, now: datetime) -> bool:
-        marks, limit = self.router.marks, self.router.catalog.settings.auto_replies_per_contact_per_hour
-        key = f"routing:auto_reply_contact:{self.conversation.contact_id}"
-        hour_ago = (now - timedelta(hours=1)).isoformat()
-        recent = [moment for moment in json.loads(await marks.get(key) or "[]") if moment > hour_ago]
-        if len(recent) >= limit:
-            return False
-        await self._mark(key, json.dumps([*recent, now.isoformat()]))
-        return True
-
-    async def _mark(self, key: str, value: str) -> None:
-        await self.router.marks.set(key, value)
-        self.marked.append(key)
