@@ -81,6 +81,7 @@ from inbox.events import EventBus
 from inbox.service import InboxService
 from routing import replies as replies_module
 from routing.catalog import Catalog
+from routing.marks import Marks
 from routing.matching import CompiledRules, _Scan
 from routing.replies import Replies
 from routing.router import Router
@@ -1105,8 +1106,9 @@ PARTS: tuple[tuple[str, Any, str], ...] = (
     ("answer(): replies and timers", Router, "answer"),
     ("  an auto-reply trigger (sent or not)", Replies, "add"),
     ("    rendering its template", replies_module, "render"),  # the name the replies call
-    ("    the contact's hourly limit", Replies, "_within_contact_limit"),
+    ("    the contact's hourly limit", Marks, "sent_to"),
     ("  the no-answer timer", Router, "_arm_no_answer"),
+    ("    its row in the store", SqliteStore, "set_timer"),
     ("on_event(): the bus", Router, "on_event"),
 )
 

@@ -1,15 +1,14 @@
 """One conversation's auto-replies: which triggers answer now and what they say.
 
 Each trigger answers once (the acknowledgement, a rule's template) or at most once per period
-(out of hours, no answer yet), and a contact gets no more than the hourly limit; the marks that
-keep count are written in the caller's unit of work (:mod:`routing.marks`).
+(out of hours, no answer yet), and a contact gets no more than the hourly limit. What counts is
+the stored auto-replies themselves (:mod:`routing.marks`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from inbox.clock import Clock
@@ -43,32 +42,30 @@ class Replies:
         text: str | None = None,
         channel: str | None = None,
         fresh: bool = False,
-        marked: list[str] | None = None,
+        new_contact: bool = False,
     ) -> None:
         self.catalog, self.marks, self.clock, self.conversation = catalog, marks, clock, conversation
         self.name, self.language, self.calendar, self.text, self.channel = name, language, calendar, text, channel
         self.written: list[AutoReply] = []
-        self.fresh = fresh
-        self.marked = [] if marked is None else marked  # the marks set, so they can be forgotten
+        self.fresh, self.new_contact = fresh, new_contact  # a conversation, a contact created with this message
 
     async def add(self, template_id: str | None, trigger: str, *, once: bool) -> AutoReply | None:
-        """The reply this trigger sends now, marked as sent (the caller stores it in the same
-        unit of work), or None when the trigger has answered already or a limit holds it back."""
+        """The reply this trigger sends now (the caller stores it in the same unit of work: the
+        stored reply is the mark), or None when the trigger has answered already or a limit
+        holds it back."""
         conversation = self.conversation
         template = self.catalog.template(template_id)
         if template is None:
             return None
         marks, now, settings = self.marks, self.clock.now(), self.catalog.settings
-        mark = f"routing:auto_reply:{conversation.id}:{trigger}"
-        # a conversation created with this message has answered no trigger yet
-        last = None if self.fresh else await marks.get(mark)
+        last = await marks.last_sent(conversation.id, trigger, fresh=self.fresh)
         period = timedelta(minutes=settings.out_of_hours_period_minutes)
-        if last is not None and (once or now - datetime.fromisoformat(last) < period):
+        if last is not None and (once or now - last < period):
             return None
-        if not await self._within_contact_limit(now):
+        contact_id, limit = conversation.contact_id, settings.auto_replies_per_contact_per_hour
+        if await marks.sent_to(contact_id, now - _HOUR, fresh=self.new_contact) >= limit:
             log.info("auto-reply %s to conversation %s held back: contact limit", trigger, conversation.number)
             return None
-        await self._mark(mark, now.isoformat())
         text = render(
             template,
             self.language or detect_language(self.text),  # detected only when a reply is written
@@ -78,20 +75,10 @@ class Replies:
             channel_name=self.channel,
             time_zone=self.calendar.time_zone,
         )
+        marks.record(conversation.id, contact_id, trigger, now)
         reply = AutoReply(text, trigger)
         self.written.append(reply)
         return reply
 
-    async def _within_contact_limit(self, now: datetime) -> bool:
-        marks, limit = self.marks, self.catalog.settings.auto_replies_per_contact_per_hour
-        key = f"routing:auto_reply_contact:{self.conversation.contact_id}"
-        hour_ago = (now - timedelta(hours=1)).isoformat()
-        recent = [moment for moment in json.loads(await marks.get(key) or "[]") if moment > hour_ago]
-        if len(recent) >= limit:
-            return False
-        await self._mark(key, json.dumps([*recent, now.isoformat()]))
-        return True
 
-    async def _mark(self, key: str, value: str) -> None:
-        await self.marks.set(key, value)
-        self.marked.append(key)
+_HOUR = timedelta(hours=1)

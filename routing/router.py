@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -86,7 +86,6 @@ class _FollowUp:
     templates: tuple[str, ...]
     calendar: BusinessCalendar
     before: Whereabouts  # where the conversation stood in the roster, for unroute()
-    marked: list[str] = field(default_factory=list)  # the marks answer() set, for unroute() to forget
 
 
 class Router:
@@ -219,7 +218,7 @@ class Router:
     def unroute(self, arrival: Arrival, routed: Routed) -> None:
         if isinstance(routed.plan, _FollowUp):
             self.roster.put_back(routed.plan.before)
-            self.marks.forget(routed.plan.marked)
+            self.marks.forget(arrival.conversation.id, arrival.contact.id)
 
     async def answer(self, arrival: Arrival, routed: Routed) -> Sequence[AutoReply]:
         """The auto-replies this message triggers, after it is written, and the "no answer yet"
@@ -242,7 +241,7 @@ class Router:
             text=arrival.message.text,
             channel=arrival.channel.name,
             fresh=arrival.new_conversation,
-            marked=follow_up.marked,
+            new_contact=arrival.new_contact,
         )
         if arrival.new_conversation:
             await replies.add(settings.acknowledgement_template_id, "acknowledgement", once=True)
@@ -488,8 +487,12 @@ class Router:
             )
             reply = await replies.add(self.catalog.settings.no_answer_template_id, "no_answer", once=False)
             if reply is not None:
-                with _own_events():
-                    await self.service.auto_reply(conversation.id, reply.text, trigger=reply.trigger)
+                try:
+                    with _own_events():
+                        await self.service.auto_reply(conversation.id, reply.text, trigger=reply.trigger)
+                except BaseException:
+                    self.marks.forget(conversation.id, conversation.contact_id)
+                    raise
         elif timer.kind == SNOOZE_END:
             if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until <= self.clock.now():
                 woken = await self._decide(conversation, reason="snooze ended", status=ConversationStatus.OPEN)

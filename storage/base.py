@@ -282,6 +282,16 @@ class Store(ABC):
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
         """Oldest first, keyset-paged."""
 
+    @abstractmethod
+    async def auto_replies_in(self, conversation_id: str) -> dict[str, datetime]:
+        """When each trigger (``extras["trigger"]``) last auto-replied in the conversation. The
+        stored auto-replies are routing's record of "once per trigger": no separate mark to write."""
+
+    @abstractmethod
+    async def auto_replies_to(self, contact_id: str, since: datetime) -> list[datetime]:
+        """When the contact was auto-replied to at or after ``since``, in any of its conversations,
+        oldest first: routing's per-contact limit."""
+
     # connector bookkeeping
 
     @abstractmethod

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from inbox.domain import Conversation, ConversationStatus, DeliveryStatus, Identity, Operator
+from inbox.domain import Conversation, ConversationStatus, DeliveryStatus, Identity, MessageKind, Operator
 from storage.base import UNASSIGNED, ConversationFilter, Cursor
 from storage.mongo.documents import conversation_fields, email_key, identity_key, micros, operator_fields
 from storage.mongo.search import contains_pattern, terms_condition
@@ -39,6 +39,7 @@ __all__ = [
     "OUTBOX_ORDER",
     "TextHits",
     "after",
+    "auto_replies_filter",
     "by_id",
     "claim_filter",
     "FAILED_AGAIN_UPDATE",
@@ -49,6 +50,7 @@ __all__ = [
     "routing_kind_filter",
     "routing_object_id",
     "timer_key_filter",
+    "contact_conversations_filter",
     "contact_name_filter",
     "contacts_filter",
     "conversation_filter",
@@ -219,6 +221,20 @@ def contacts_filter(text: str | None, cursor: Cursor | None = None) -> dict[str,
 def messages_filter(conversation_id: str, cursor: Cursor | None = None) -> dict[str, Any]:
     conditions = [] if cursor is None else [after(cursor, "created_at", descending=False)]
     return _all({"conversation_id": _text(conversation_id)}, conditions)
+
+
+def auto_replies_filter(conversation_ids: Iterable[str], since: datetime | None = None) -> dict[str, Any]:
+    query: dict[str, Any] = {
+        "conversation_id": {"$in": [_text(c) for c in conversation_ids]},
+        "kind": str(MessageKind.AUTO_REPLY),
+    }
+    if since is not None:
+        query["created_at"] = {"$gte": micros(since)}
+    return query
+
+
+def contact_conversations_filter(contact_id: str) -> dict[str, Any]:
+    return {"contact_id": _text(contact_id)}
 
 
 def thread_filter(

@@ -31,6 +31,7 @@ make it a ``Conflict`` too (nothing is ever deleted, so the check cannot go stal
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -525,6 +526,24 @@ class MongoStore(Store):
             docs.message_from_document,
             lambda m: Cursor(docs.micros(m.created_at), m.id),
         )
+
+    async def auto_replies_in(self, conversation_id: str) -> dict[str, datetime]:
+        last: dict[str, datetime] = {}
+        with mapped_errors():
+            found = self._c(MESSAGES).find(q.auto_replies_filter([conversation_id]), {"extras": 1, "created_at": 1})
+            async for document in found:
+                trigger = json.loads(document["extras"]).get("trigger")
+                at = docs.moment(document["created_at"])
+                if isinstance(trigger, str) and (trigger not in last or last[trigger] < at):
+                    last[trigger] = at
+        return last
+
+    async def auto_replies_to(self, contact_id: str, since: datetime) -> list[datetime]:
+        with mapped_errors():
+            conversations = await self._c(CONVERSATIONS).distinct("_id", q.contact_conversations_filter(contact_id))
+            query = q.auto_replies_filter(conversations, since)
+            found = self._c(MESSAGES).find(query, {"created_at": 1}).sort("created_at", 1)
+            return [docs.moment(document["created_at"]) async for document in found]
 
     # connector bookkeeping
 

@@ -527,6 +527,22 @@ class SqliteStore(Store):
         rows = self._database.rows(sql + " ORDER BY created_at, id LIMIT ?", (*params, limit + 1))
         return page_of([message_from_row(r) for r in rows], limit, lambda m: Cursor(to_micros(m.created_at), m.id))
 
+    async def auto_replies_in(self, conversation_id: str) -> dict[str, datetime]:
+        rows = self._database.rows(
+            "SELECT json_extract(extras, '$.trigger') AS trigger, MAX(created_at) AS at FROM messages"
+            " WHERE conversation_id = ? AND kind = 'auto_reply' GROUP BY 1",
+            (conversation_id,),
+        )
+        return {row["trigger"]: from_micros(row["at"]) for row in rows if row["trigger"] is not None}
+
+    async def auto_replies_to(self, contact_id: str, since: datetime) -> list[datetime]:
+        rows = self._database.rows(
+            "SELECT m.created_at FROM conversations c JOIN messages m ON m.conversation_id = c.id"
+            " WHERE c.contact_id = ? AND m.created_at >= ? AND m.kind = 'auto_reply' ORDER BY m.created_at",
+            (contact_id, to_micros(since)),
+        )
+        return [from_micros(row["created_at"]) for row in rows]
+
     # connector bookkeeping
 
     async def quarantine(self, record: Unparsed) -> Unparsed:

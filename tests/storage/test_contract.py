@@ -502,6 +502,57 @@ async def test_last_inbound_message(store: Store, clock: ManualClock, channel: C
     assert await store.last_inbound_message("nothing") is None
 
 
+async def test_auto_replies_by_trigger_in_a_conversation_and_to_a_contact(
+    store: Store, clock: ManualClock, channel: Channel
+) -> None:
+    first, _ = await _start(store, clock, channel)
+    contact = await store.get_contact(first.contact_id)
+    second = _conversation(clock, channel, contact)
+    await store.append_message(second, _message(clock, second), new_conversation=True)
+    stranger, _ = await _start(store, clock, channel)
+
+    async def auto_reply(conversation: Conversation, trigger: str | None, **changes) -> Message:
+        clock.advance(60)
+        extras = {} if trigger is None else {"trigger": trigger}
+        message = _message(
+            clock,
+            conversation,
+            "auto",
+            direction=Direction.OUT,
+            kind=MessageKind.AUTO_REPLY,
+            external_id=None,
+            delivery_status=DeliveryStatus.QUEUED,
+            extras=extras,
+            **changes,
+        )
+        await store.append_message(conversation, message, new_conversation=False)
+        return message
+
+    acknowledged = await auto_reply(first, "acknowledgement")
+    out_of_hours = await auto_reply(first, "out_of_hours")
+    await auto_reply(stranger, "out_of_hours")
+    clock.advance(60)
+    note = _message(clock, first, "a note", kind=MessageKind.NOTE, external_id=None, extras={"trigger": "x"})
+    await store.append_message(first, note, new_conversation=False)
+    again = await auto_reply(first, "out_of_hours")
+    untold = await auto_reply(second, None)
+    rule = await auto_reply(second, "rule:t1")
+    assert await store.auto_replies_in(first.id) == {
+        "acknowledgement": acknowledged.created_at,
+        "out_of_hours": again.created_at,
+    }
+    assert await store.auto_replies_in(second.id) == {"rule:t1": rule.created_at}
+    assert await store.auto_replies_in("nothing") == {}
+    assert await store.auto_replies_to(contact.id, out_of_hours.created_at) == [
+        out_of_hours.created_at,
+        again.created_at,
+        untold.created_at,
+        rule.created_at,
+    ]
+    assert await store.auto_replies_to(contact.id, rule.created_at + timedelta(microseconds=1)) == []
+    assert await store.auto_replies_to("nobody", acknowledged.created_at) == []
+
+
 async def test_routing_objects_by_kind_in_position_order(store: Store) -> None:
     await store.put_routing_object("rule", "b", {"id": "b", "name": "второе"}, position=2)
     await store.put_routing_object("rule", "a", {"id": "a", "name": "first"}, position=1)

@@ -196,6 +196,18 @@ def test_messages_continue_oldest_first() -> None:
     assert q.messages_filter("c1") == {"conversation_id": "c1"}
 
 
+def test_auto_replies_are_a_conversations_auto_reply_messages_since_a_moment() -> None:
+    since = datetime(2026, 3, 1, tzinfo=UTC)
+    smuggled: Any = {"$ne": None}
+    assert q.auto_replies_filter(["c1", smuggled], since) == {
+        "conversation_id": {"$in": ["c1", "{'$ne': None}"]},
+        "kind": "auto_reply",
+        "created_at": {"$gte": docs.micros(since)},
+    }
+    assert q.auto_replies_filter(["c1"]) == {"conversation_id": {"$in": ["c1"]}, "kind": "auto_reply"}
+    assert q.contact_conversations_filter(smuggled) == {"contact_id": "{'$ne': None}"}
+
+
 @pytest.mark.parametrize("hostile", ["$ne", "$where", "$gt", "$regex"])
 def test_dollar_strings_stay_plain_values(hostile: str) -> None:
     where = ConversationFilter(
