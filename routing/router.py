@@ -457,7 +457,7 @@ class Router:
                 await self._fire(timer)
             except Exception:
                 log.exception("routing timer %s (%s) failed", timer.id, timer.kind)
-            await self.store.delete_timer(timer.id)
+            await self.store.delete_timer(timer)
             fired += 1
         for operator_id in self.roster.overdue_away():
             await self._reclaim(self._operators[operator_id], Reclaim.AWAY)

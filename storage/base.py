@@ -321,8 +321,8 @@ class Store(ABC):
     async def delete_routing_object(self, kind: str, object_id: str) -> bool: ...
 
     @abstractmethod
-    async def set_timer(self, timer: Timer) -> Timer:
-        """Creates the (kind, conversation) timer or moves the existing one; returns it as stored."""
+    async def set_timer(self, timer: Timer) -> None:
+        """Creates the (kind, conversation) timer or moves the existing one (which keeps its id)."""
 
     @abstractmethod
     async def cancel_timer(self, kind: str, conversation_id: str) -> bool: ...
@@ -332,7 +332,8 @@ class Store(ABC):
         """Timers due at ``now``, earliest first."""
 
     @abstractmethod
-    async def delete_timer(self, timer_id: str) -> None: ...
+    async def delete_timer(self, timer: Timer) -> None:
+        """Deletes a timer that fired, unless it was moved meanwhile: moved, it is due again."""
 
     @abstractmethod
     async def get_sync_state(self, key: str) -> str | None:

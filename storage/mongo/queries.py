@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from inbox.domain import Conversation, ConversationStatus, DeliveryStatus, Identity, MessageKind, Operator
+from inbox.domain import Conversation, ConversationStatus, DeliveryStatus, Identity, MessageKind, Operator, Timer
 from storage.base import UNASSIGNED, ConversationFilter, Cursor
 from storage.mongo.documents import conversation_fields, email_key, identity_key, micros, operator_fields
 from storage.mongo.search import contains_pattern, terms_condition
@@ -47,6 +47,7 @@ __all__ = [
     "claim_update",
     "failed_message_filter",
     "due_timers_filter",
+    "fired_timer_filter",
     "routing_kind_filter",
     "routing_object_id",
     "timer_key_filter",
@@ -278,6 +279,11 @@ def routing_object_id(kind: str, object_id: str) -> str:
 
 def timer_key_filter(kind: str, conversation_id: str) -> dict[str, Any]:
     return {"kind": _text(kind), "conversation_id": _text(conversation_id)}
+
+
+def fired_timer_filter(timer: Timer) -> dict[str, Any]:
+    """The timer as it fired: not once it was moved."""
+    return {**timer_key_filter(timer.kind, timer.conversation_id), "due_at": micros(timer.due_at)}
 
 
 def due_timers_filter(now: datetime) -> dict[str, Any]:

@@ -588,15 +588,13 @@ class MongoStore(Store):
             deleted = await self._c(ROUTING_OBJECTS).delete_one(q.by_id(q.routing_object_id(kind, object_id)))
         return deleted.deleted_count > 0
 
-    async def set_timer(self, timer: Timer) -> Timer:
+    async def set_timer(self, timer: Timer) -> None:
         with mapped_errors():
-            document = await self._c(TIMERS).find_one_and_update(
+            await self._c(TIMERS).update_one(
                 q.timer_key_filter(timer.kind, timer.conversation_id),
                 {"$set": docs.timer_fields(timer), "$setOnInsert": {"_id": timer.id}},
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
             )
-        return docs.timer_from_document(document)
 
     async def cancel_timer(self, kind: str, conversation_id: str) -> bool:
         with mapped_errors():
@@ -609,9 +607,9 @@ class MongoStore(Store):
             documents = await found.limit(limit).to_list(None)
         return [docs.timer_from_document(document) for document in documents]
 
-    async def delete_timer(self, timer_id: str) -> None:
+    async def delete_timer(self, timer: Timer) -> None:
         with mapped_errors():
-            await self._c(TIMERS).delete_one(q.by_id(timer_id))
+            await self._c(TIMERS).delete_one(q.fired_timer_filter(timer))
 
     async def get_sync_state(self, key: str) -> str | None:
         with mapped_errors():

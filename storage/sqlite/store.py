@@ -590,11 +590,10 @@ class SqliteStore(Store):
     async def delete_routing_object(self, kind: str, object_id: str) -> bool:
         return self._database.execute("DELETE FROM routing_objects WHERE kind = ? AND id = ?", (kind, object_id)) > 0
 
-    async def set_timer(self, timer: Timer) -> Timer:
-        row = self._database.row(
+    async def set_timer(self, timer: Timer) -> None:
+        self._database.execute(
             "INSERT INTO timers (id, kind, conversation_id, due_at, payload) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (kind, conversation_id) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload"
-            " RETURNING *",
+            " ON CONFLICT (kind, conversation_id) DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload",
             (
                 timer.id,
                 timer.kind,
@@ -603,8 +602,6 @@ class SqliteStore(Store):
                 json.dumps(timer.payload, ensure_ascii=False),
             ),
         )
-        assert row is not None
-        return timer_from_row(row)
 
     async def cancel_timer(self, kind: str, conversation_id: str) -> bool:
         deleted = "DELETE FROM timers WHERE kind = ? AND conversation_id = ?"
@@ -616,8 +613,11 @@ class SqliteStore(Store):
         )
         return [timer_from_row(row) for row in rows]
 
-    async def delete_timer(self, timer_id: str) -> None:
-        self._database.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+    async def delete_timer(self, timer: Timer) -> None:
+        self._database.execute(
+            "DELETE FROM timers WHERE kind = ? AND conversation_id = ? AND due_at = ?",
+            (timer.kind, timer.conversation_id, to_micros(timer.due_at)),
+        )
 
     async def get_sync_state(self, key: str) -> str | None:
         row = self._database.row("SELECT value FROM sync_state WHERE key = ?", (key,))

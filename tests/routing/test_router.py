@@ -8,6 +8,7 @@ import contextlib
 import random
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,11 +16,12 @@ import pytest
 
 from inbox.accounts import add_operator
 from inbox.clock import ManualClock
-from inbox.domain import Channel, ConversationStatus, MessageKind, Operator, Presence, Priority, Role
+from inbox.domain import Channel, ConversationStatus, MessageKind, Operator, Presence, Priority, Role, Timer
 from inbox.errors import Conflict, PermissionDenied, Unavailable
+from inbox.ids import new_id
 from inbox.ports import Routed
 from inbox.service import InboxService
-from routing.router import Router
+from routing.router import NO_ANSWER, Router
 from storage.base import ConversationFilter, Store
 from tests.fakes import inbound
 
@@ -563,3 +565,20 @@ async def test_a_reply_whose_commit_failed_is_sent_when_the_sender_retries(
         clock.advance(timedelta(minutes=2))
         await service.receive(inbound(channel.id, f"m{n}", text="Hello again"))
     assert len(await _messages(store, first.id, MessageKind.AUTO_REPLY)) == 3
+
+
+async def test_a_timer_armed_again_while_its_old_deadline_fires_is_kept(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    conversation = (await service.receive(inbound(channel.id, "m1"))).conversation
+    later = clock.now() + timedelta(hours=2)
+    fire = router._fire
+
+    async def fire_while_a_new_wait_begins(timer: Timer) -> None:
+        await fire(timer)
+        await store.set_timer(replace(timer, id=new_id(), due_at=later))
+
+    monkeypatch.setattr(router, "_fire", fire_while_a_new_wait_begins)
+    await store.set_timer(Timer(id=new_id(), kind=NO_ANSWER, conversation_id=conversation.id, due_at=clock.now()))
+    assert await router.fire_due_timers() == 1
+    assert [(t.kind, t.due_at) for t in await store.due_timers(later, limit=10)] == [(NO_ANSWER, later)]

@@ -573,20 +573,27 @@ async def test_timers_one_per_kind_and_conversation_due_in_order(
     second, _ = await _start(store, clock, channel)
     now = clock.now()
     soon = Timer(id=new_id(), kind="no_answer", conversation_id=first.id, due_at=now + timedelta(minutes=5))
-    stored = await store.set_timer(soon)
-    assert stored == soon
-    moved = await store.set_timer(replace(soon, id=new_id(), due_at=now + timedelta(minutes=1), payload={"n": 2}))
-    assert moved.id == soon.id and moved.due_at == now + timedelta(minutes=1) and moved.payload == {"n": 2}
-    later = await store.set_timer(Timer(id=new_id(), kind="snooze", conversation_id=second.id, due_at=now))
-    other_kind = await store.set_timer(Timer(id=new_id(), kind="snooze", conversation_id=first.id, due_at=now))
+    await store.set_timer(soon)
+    assert await store.due_timers(now + timedelta(minutes=5), limit=10) == [soon]
+    moved = replace(soon, due_at=now + timedelta(minutes=1), payload={"n": 2})
+    await store.set_timer(replace(moved, id=new_id()))
+    assert await store.due_timers(now + timedelta(minutes=5), limit=10) == [moved]  # the first one's id
+    later = Timer(id=new_id(), kind="snooze", conversation_id=second.id, due_at=now)
+    other_kind = Timer(id=new_id(), kind="snooze", conversation_id=first.id, due_at=now)
+    for timer in (later, other_kind):
+        await store.set_timer(timer)
     assert await store.due_timers(now - timedelta(seconds=1), limit=10) == []
     due = await store.due_timers(now + timedelta(minutes=1), limit=10)
     assert [t.id for t in due] == sorted([later.id, other_kind.id]) + [soon.id]
     assert len(await store.due_timers(now + timedelta(minutes=1), limit=2)) == 2
     assert await store.cancel_timer("no_answer", first.id) is True
     assert await store.cancel_timer("no_answer", first.id) is False
-    await store.delete_timer(later.id)
+    await store.delete_timer(later)
     assert [t.id for t in await store.due_timers(now + timedelta(hours=1), limit=10)] == [other_kind.id]
+    moved_again = replace(other_kind, due_at=now + timedelta(minutes=9))
+    await store.set_timer(moved_again)  # after it fired
+    await store.delete_timer(other_kind)  # as it fired: the moved one stays
+    assert await store.due_timers(now + timedelta(hours=1), limit=10) == [moved_again]
 
 
 async def test_operator_locale_and_time_zone_round_trip(store: Store, clock: ManualClock) -> None:

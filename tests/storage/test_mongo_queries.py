@@ -32,6 +32,7 @@ from inbox.domain import (
     Presence,
     Priority,
     Role,
+    Timer,
 )
 from inbox.errors import Conflict, StorageError, Unavailable, ValidationError
 from storage import open_store
@@ -206,6 +207,12 @@ def test_auto_replies_are_a_conversations_auto_reply_messages_since_a_moment() -
     }
     assert q.auto_replies_filter(["c1"]) == {"conversation_id": {"$in": ["c1"]}, "kind": "auto_reply"}
     assert q.contact_conversations_filter(smuggled) == {"contact_id": "{'$ne': None}"}
+
+
+def test_a_fired_timer_is_deleted_only_as_it_fired() -> None:
+    due = datetime(2026, 3, 1, tzinfo=UTC)
+    timer = Timer(id="t1", kind="no_answer", conversation_id="c1", due_at=due)
+    assert q.fired_timer_filter(timer) == {"kind": "no_answer", "conversation_id": "c1", "due_at": docs.micros(due)}
 
 
 @pytest.mark.parametrize("hostile", ["$ne", "$where", "$gt", "$regex"])
