@@ -1107,7 +1107,7 @@ PARTS: tuple[tuple[str, Any, str], ...] = (
     ("  an auto-reply trigger (sent or not)", Replies, "add"),
     ("    rendering its template", replies_module, "render"),  # the name the replies call
     ("    the contact's hourly limit", Marks, "sent_to"),
-    ("  the no-answer timer", Router, "_arm_no_answer"),
+    ("  the no-answer timer, as a wait begins", Router, "_arm_no_answer"),
     ("    its row in the store", SqliteStore, "set_timer"),
     ("on_event(): the bus", Router, "on_event"),
 )

@@ -33,7 +33,6 @@ from inbox.domain import (
     Conversation,
     ConversationStatus,
     Direction,
-    Message,
     MessageKind,
     Operator,
     Role,
@@ -249,8 +248,11 @@ class Router:
             await replies.add(settings.out_of_hours_template_id, "out_of_hours", once=False)
         for template_id in follow_up.templates:
             await replies.add(template_id, f"rule:{template_id}", once=True)
-        if conversation.status is ConversationStatus.OPEN:
-            await self._arm_no_answer(conversation, arrival.message)
+        # armed by the message that starts a wait, so once per wait: later messages of the same wait,
+        # and the timer's own auto-reply, leave ``waiting_since`` as it is
+        start = conversation.waiting_since
+        if start is not None and start == arrival.message.created_at and conversation.status is ConversationStatus.OPEN:
+            await self._arm_no_answer(conversation, start)
         return replies.written
 
     def _plan(self, arrival: Arrival, attributes: Any, open_now: bool) -> _Plan:
@@ -430,13 +432,7 @@ class Router:
 
     # timers
 
-    async def _arm_no_answer(self, conversation: Conversation, message: Message) -> None:
-        """Armed by the message that starts a wait, so once per wait: later messages of the same
-        wait, and the timer's own auto-reply, leave ``waiting_since`` as it is."""
-        if conversation.waiting_since is not None and conversation.waiting_since == message.created_at:
-            await self._arm_no_answer_from(conversation, conversation.waiting_since)
-
-    async def _arm_no_answer_from(self, conversation: Conversation, start: datetime) -> None:
+    async def _arm_no_answer(self, conversation: Conversation, start: datetime) -> None:
         settings = self.catalog.settings
         if settings.no_answer_template_id:
             due = start + timedelta(minutes=settings.no_answer_minutes)
@@ -498,7 +494,7 @@ class Router:
                 woken = await self._decide(conversation, reason="snooze ended", status=ConversationStatus.OPEN)
                 await self._route(woken)
                 if woken.waiting_since is not None:  # the customer still waits: a wait begins now for the timer
-                    await self._arm_no_answer_from(woken, self.clock.now())
+                    await self._arm_no_answer(woken, self.clock.now())
 
     async def _tick_forever(self, interval: float) -> None:
         while True:
