@@ -215,6 +215,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE operators ADD COLUMN locale TEXT;
     ALTER TABLE operators ADD COLUMN time_zone TEXT;
     """,
+    # 6: routing's auto-reply marks are the stored auto-replies themselves: their old rows go
+    """
+    DELETE FROM sync_state WHERE key GLOB 'routing:auto_reply:*' OR key GLOB 'routing:auto_reply_contact:*';
+    """,
 )
 
 

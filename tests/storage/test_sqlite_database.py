@@ -10,6 +10,7 @@ import pytest
 
 from inbox.errors import Conflict, Unavailable
 from storage.sqlite.database import Database
+from storage.sqlite.schema import MIGRATIONS, migrate
 
 
 async def _database(tmp_path: Path, **kwargs) -> Database:
@@ -101,3 +102,19 @@ async def test_background_checkpoint_moves_the_wal_into_the_database_file(tmp_pa
         assert (tmp_path / "db.sqlite3").stat().st_size > before + 500_000
     finally:
         await database.close()
+
+
+def test_migrations_bring_an_old_database_up_and_drop_routings_old_marks(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:5], start=1):
+        connection.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    rows = [
+        ("routing:auto_reply:c1:acknowledgement", "2026-11-27T10:00:00+00:00"),
+        ("routing:auto_reply_contact:ct1", "[]"),
+        ("imap:ch1:INBOX", "17:42"),
+    ]
+    connection.executemany("INSERT INTO sync_state (key, value) VALUES (?, ?)", rows)
+    assert migrate(connection) == len(MIGRATIONS)
+    assert connection.execute("SELECT key, value FROM sync_state").fetchall() == [("imap:ch1:INBOX", "17:42")]
+    assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    assert migrate(connection) == len(MIGRATIONS)  # nothing left to apply
