@@ -7,8 +7,9 @@ a crash could take back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -39,6 +40,7 @@ from inbox.events import (
     ConversationCreated,
     ConversationUpdated,
     DeliveryUpdated,
+    Event,
     EventBus,
     MessageCreated,
     OperatorUpdated,
@@ -96,6 +98,7 @@ class InboxService:
         self.reads = InboxReads(store)
         self.assignment_gate: AssignmentGate | None = None
         self.triage: Triage | None = None
+        self._announcing: set[asyncio.Task[None]] = set()
 
     async def channel(self, channel_id: str) -> Channel:
         """Channels are read on every message and change rarely, so they are cached."""
@@ -103,6 +106,31 @@ class InboxService:
         if channel is None:
             channel = self._channels[channel_id] = await self.store.get_channel(channel_id)
         return channel
+
+    async def _announce(self, *events: Event, if_lost: Callable[[], None] | None = None) -> None:
+        """Waits for the caller's writes to commit, then publishes ``events``. Once written, this
+        runs to the end even if the caller is cancelled meanwhile (an SMTP client hanging up):
+        what was stored is announced all the same. ``if_lost`` runs if the commit failed, so
+        nothing was stored, before ``Unavailable`` reaches the caller."""
+        task = asyncio.ensure_future(self._commit_then_publish(events, if_lost))
+        self._announcing.add(task)  # a task nobody awaits any more is kept until it ends
+        task.add_done_callback(self._announced)
+        await asyncio.shield(task)
+
+    async def _commit_then_publish(self, events: Sequence[Event], if_lost: Callable[[], None] | None) -> None:
+        try:
+            await self.store.durable()
+        except Unavailable:
+            if if_lost is not None:
+                if_lost()
+            raise
+        for event in events:
+            await self.bus.publish(event)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        self._announcing.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller still waiting has it raised; one cancelled no longer cares
 
     # inbound
 
@@ -218,22 +246,16 @@ class InboxService:
             )
             conversation = await self.store.append_message(conversation, sent, new_conversation=False, outbox=job)
             automatic.append(sent)
-        try:
-            await self.store.durable()
-        except Unavailable:  # the batch was rolled back: nothing of this message was stored
-            self._unroute(arrival, routed)
-            raise
-        if new_conversation:
-            await self.bus.publish(ConversationCreated(conversation=conversation))
-        else:
-            await self.bus.publish(ConversationUpdated(conversation=conversation, changed=changed))
-        await self.bus.publish(
+        await self._announce(
+            ConversationCreated(conversation=conversation)
+            if new_conversation
+            else ConversationUpdated(conversation=conversation, changed=changed),
             MessageCreated(
                 conversation=conversation, message=message, new_conversation=new_conversation, new_contact=new_contact
-            )
+            ),
+            *(MessageCreated(conversation=conversation, message=record) for record in (*events, *automatic)),
+            if_lost=lambda: self._unroute(arrival, routed),  # the batch was rolled back: nothing was stored
         )
-        for record in (*events, *automatic):
-            await self.bus.publish(MessageCreated(conversation=conversation, message=record))
         return Received(conversation, message, duplicate=False, new_conversation=new_conversation)
 
     async def _route(self, arrival: Arrival, *, plain: bool = False) -> Routed:
@@ -380,16 +402,21 @@ class InboxService:
             if existing is None:
                 raise
             return await self._replayed(existing, conversation_id, kind, text)
-        await self.store.durable()
-        if kind is MessageKind.MESSAGE and author is not None:
-            await self.bus.publish(
-                ConversationUpdated(
-                    conversation=conversation,
-                    changed=("last_message_at", "first_response_at", "waiting_since"),
-                    actor_id=author.id,
-                )
-            )
-        await self.bus.publish(MessageCreated(conversation=conversation, message=message))
+        replied = kind is MessageKind.MESSAGE and author is not None
+        await self._announce(
+            *(
+                [
+                    ConversationUpdated(
+                        conversation=conversation,
+                        changed=("last_message_at", "first_response_at", "waiting_since"),
+                        actor_id=author.id,
+                    )
+                ]
+                if replied
+                else []
+            ),
+            MessageCreated(conversation=conversation, message=message),
+        )
         return Sent(conversation, message, duplicate=False)
 
     async def _replayed(self, message: Message, conversation_id: str, kind: MessageKind, text: str) -> Sent:
@@ -412,15 +439,13 @@ class InboxService:
             id=new_id(), message_id=message.id, channel_id=message.channel_id, next_attempt_at=now, created_at=now
         )
         queued = await self.store.requeue_message(job)
-        await self.store.durable()
-        await self.bus.publish(DeliveryUpdated(message=queued))
+        await self._announce(DeliveryUpdated(message=queued))
         return queued
 
     async def record_delivery(self, message_id: str, status: DeliveryStatus, error: str | None = None) -> Message:
         """A channel's later word on a message we sent: a bounce, a delivery or read receipt."""
         message = await self.store.set_delivery_status(message_id, status, error)
-        await self.store.durable()
-        await self.bus.publish(DeliveryUpdated(message=message))
+        await self._announce(DeliveryUpdated(message=message))
         return message
 
     async def update(
@@ -460,10 +485,10 @@ class InboxService:
             reason = f"assigned over the operator's cap by {actor.name}"
             record = _system_event(updated, reason, {"over_cap": True, "actor_id": actor.id}, changed, self.clock.now())
             updated = await self.store.append_message(updated, record, new_conversation=False)
-        await self.store.durable()
-        await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed, actor_id=actor.id))
-        if record is not None:
-            await self.bus.publish(MessageCreated(conversation=updated, message=record))
+        await self._announce(
+            ConversationUpdated(conversation=updated, changed=changed, actor_id=actor.id),
+            *([] if record is None else [MessageCreated(conversation=updated, message=record)]),
+        )
         return updated
 
     async def decide(
@@ -497,10 +522,10 @@ class InboxService:
         updated = await self.store.append_message(
             updated, event, new_conversation=False, tags_changed="tags" in changed
         )
-        await self.store.durable()
-        if changed:
-            await self.bus.publish(ConversationUpdated(conversation=updated, changed=changed))
-        await self.bus.publish(MessageCreated(conversation=updated, message=event))
+        await self._announce(
+            *([ConversationUpdated(conversation=updated, changed=changed)] if changed else []),
+            MessageCreated(conversation=updated, message=event),
+        )
         return updated
 
     async def assign(self, conversation_id: str, actor: Operator, assignee_id: str | None) -> Conversation:
@@ -562,8 +587,7 @@ class InboxService:
         if updated == operator:
             return operator
         await self.store.save_operator(updated)
-        await self.store.durable()
-        await self.bus.publish(OperatorUpdated(operator=updated, previous=operator))
+        await self._announce(OperatorUpdated(operator=updated, previous=operator))
         return updated
 
     async def _check_may_assign(self, actor: Operator, conversation: Conversation, assignee_id: str | None) -> None:

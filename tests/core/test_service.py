@@ -217,3 +217,28 @@ async def test_events_carry_the_stored_state(
 async def test_receive_locks_are_released(service: InboxService, channel: Channel) -> None:
     await asyncio.gather(*(service.receive(inbound(channel.id, f"m{i}", contact=f"c{i % 3}")) for i in range(9)))
     assert len(service._receiving) == 0
+
+
+async def test_a_receive_cancelled_while_its_message_commits_still_publishes_its_events(
+    service: InboxService, store: Store, channel: Channel, events: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SMTP client that hangs up while its message is committed cancels the handler: the message
+    is stored all the same, so the live inbox and the router must still hear of it."""
+    committing = asyncio.Event()
+    durable = store.durable
+
+    async def signalling() -> None:
+        committing.set()
+        await durable()
+
+    monkeypatch.setattr(store, "durable", signalling)
+    receiving = asyncio.create_task(service.receive(inbound(channel.id, "m1", text="Алло?")))
+    await committing.wait()
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    for _ in range(20):  # the commit and the events finish without the cancelled caller
+        await asyncio.sleep(0)
+    [conversation] = (await store.list_conversations(ConversationFilter(), limit=10)).items
+    assert [m.text for m in (await store.list_messages(conversation.id, limit=10)).items] == ["Алло?"]
+    assert events.types() == ["conversation.created", "message.created"]
