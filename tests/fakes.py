@@ -4,14 +4,29 @@ real peers or contract-faithful local servers)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import count
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aiohttp import web
 
 from connectors.base import Capabilities, ConnectorContext
-from inbox.domain import DeliveryReceipt, DeliveryStatus, InboundContact, InboundMessage, OutboundMessage
+from inbox.clock import ManualClock
+from inbox.domain import (
+    Channel,
+    Contact,
+    Conversation,
+    DeliveryReceipt,
+    DeliveryStatus,
+    Direction,
+    InboundContact,
+    InboundMessage,
+    Message,
+    MessageKind,
+    OutboundMessage,
+)
 from inbox.errors import DeliveryError
+from inbox.ids import new_id
 
 
 class RecordingConnector:
@@ -72,3 +87,39 @@ def inbound(
         thread_keys=thread_keys or (f"chat:{contact}",),
         own_thread_key=own_thread_key,
     )
+
+
+def make_conversation(clock: ManualClock, channel: Channel, contact: Contact, **changes: Any) -> Conversation:
+    """An unsaved conversation of ``contact`` on ``channel``, started now."""
+    now = clock.now()
+    conversation = Conversation(
+        id=new_id(),
+        number=0,
+        channel_id=channel.id,
+        contact_id=contact.id,
+        subject="Заказ №5",
+        created_at=now,
+        updated_at=now,
+        last_message_at=now,
+        last_inbound_at=now,
+        waiting_since=now,
+    )
+    return replace(conversation, **changes)
+
+
+def make_message(
+    clock: ManualClock, conversation: Conversation, text: str = "Где мой заказ?", **changes: Any
+) -> Message:
+    """An unsaved customer message in ``conversation``, sent now."""
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction=Direction.IN,
+        kind=MessageKind.MESSAGE,
+        text=text,
+        external_id=new_id(),
+        delivery_status=DeliveryStatus.RECEIVED,
+        created_at=clock.now(),
+    )
+    return replace(message, **changes)

@@ -10,44 +10,25 @@ from inbox.domain import Channel, Contact, Conversation, DeliveryStatus, Directi
 from inbox.ids import new_id
 from routing.marks import Marks
 from storage.base import Store
+from tests.fakes import make_conversation, make_message
 
 
 async def _conversation(store: Store, clock: ManualClock, channel: Channel, contact: Contact) -> Conversation:
-    now = clock.now()
-    conversation = Conversation(
-        id=new_id(),
-        number=0,
-        channel_id=channel.id,
-        contact_id=contact.id,
-        subject="Заказ",
-        created_at=now,
-        updated_at=now,
-        last_message_at=now,
-        last_inbound_at=now,
-        waiting_since=now,
-    )
-    first = _message(conversation, clock, Direction.IN, MessageKind.MESSAGE, {})
-    return await store.append_message(conversation, first, new_conversation=True)
-
-
-def _message(
-    conversation: Conversation, clock: ManualClock, direction: Direction, kind: MessageKind, extras: dict[str, Any]
-) -> Message:
-    return Message(
-        id=new_id(),
-        conversation_id=conversation.id,
-        channel_id=conversation.channel_id,
-        direction=direction,
-        kind=kind,
-        text="…",
-        delivery_status=DeliveryStatus.QUEUED,
-        extras=extras,
-        created_at=clock.now(),
-    )
+    conversation = make_conversation(clock, channel, contact)
+    return await store.append_message(conversation, make_message(clock, conversation), new_conversation=True)
 
 
 async def _auto_reply(store: Store, clock: ManualClock, conversation: Conversation, trigger: str) -> Message:
-    message = _message(conversation, clock, Direction.OUT, MessageKind.AUTO_REPLY, {"trigger": trigger})
+    message = make_message(
+        clock,
+        conversation,
+        "…",
+        direction=Direction.OUT,
+        kind=MessageKind.AUTO_REPLY,
+        external_id=None,
+        delivery_status=DeliveryStatus.QUEUED,
+        extras={"trigger": trigger},
+    )
     await store.append_message(conversation, message, new_conversation=False)
     await store.durable()
     return message

@@ -29,49 +29,18 @@ from inbox.domain import (
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.ids import hash_secret, new_id, new_secret
 from storage.base import UNASSIGNED, ConversationFilter, Store
+from tests.fakes import make_conversation, make_message
 
 
 def _contact(clock: ManualClock, name: str = "Ирина", *identities: Identity) -> Contact:
     return Contact(id=new_id(), name=name, identities=identities, created_at=clock.now())
 
 
-def _conversation(clock: ManualClock, channel: Channel, contact: Contact, **changes) -> Conversation:
-    now = clock.now()
-    conversation = Conversation(
-        id=new_id(),
-        number=0,
-        channel_id=channel.id,
-        contact_id=contact.id,
-        subject="Заказ №5",
-        created_at=now,
-        updated_at=now,
-        last_message_at=now,
-        last_inbound_at=now,
-        waiting_since=now,
-    )
-    return replace(conversation, **changes)
-
-
-def _message(clock: ManualClock, conversation: Conversation, text: str = "Где мой заказ?", **changes) -> Message:
-    message = Message(
-        id=new_id(),
-        conversation_id=conversation.id,
-        channel_id=conversation.channel_id,
-        direction=Direction.IN,
-        kind=MessageKind.MESSAGE,
-        text=text,
-        external_id=new_id(),
-        delivery_status=DeliveryStatus.RECEIVED,
-        created_at=clock.now(),
-    )
-    return replace(message, **changes)
-
-
 async def _start(store: Store, clock: ManualClock, channel: Channel, **changes) -> tuple[Conversation, Message]:
     contact = _contact(clock)
     await store.create_contact(contact)
-    conversation = _conversation(clock, channel, contact, **changes)
-    message = _message(clock, conversation)
+    conversation = make_conversation(clock, channel, contact, **changes)
+    message = make_message(clock, conversation)
     stored = await store.append_message(conversation, message, new_conversation=True, thread_keys=("k1",))
     return stored, message
 
@@ -160,7 +129,7 @@ async def test_duplicate_external_id_conflicts_and_stores_nothing(
 
 async def test_duplicate_idempotency_key_conflicts(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(
+    reply = make_message(
         clock,
         conversation,
         "Ответ",
@@ -179,7 +148,7 @@ async def test_duplicate_idempotency_key_conflicts(store: Store, clock: ManualCl
 
 async def test_message_fields_round_trip(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    message = _message(
+    message = make_message(
         clock,
         conversation,
         "see attached",
@@ -246,7 +215,7 @@ async def test_find_thread_admits_participants_and_the_conversation_number(
     conversation, _ = await _start(store, clock, channel)
     since = clock.now() - timedelta(days=7)
     boss = "email:boss@example.com"
-    reply = replace(_message(clock, conversation), id=new_id(), external_id="m2")
+    reply = replace(make_message(clock, conversation), id=new_id(), external_id="m2")
     conversation = await store.append_message(conversation, reply, new_conversation=False, participants=[boss, boss])
 
     def find(contact_id: str, participant: str | None, keys: list[str], number: int | None = None):
@@ -309,7 +278,7 @@ async def test_contact_names_in_one_call(store: Store, clock: ManualClock) -> No
 
 async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock: ManualClock, channel: Channel) -> None:
     a, _ = await _start(store, clock, channel)
-    await store.append_message(a, _message(clock, a, "Посылка ПОВРЕЖДЕНА при доставке"), new_conversation=False)
+    await store.append_message(a, make_message(clock, a, "Посылка ПОВРЕЖДЕНА при доставке"), new_conversation=False)
     b, _ = await _start(store, clock, channel)
     await store.durable()  # the search index may lag writes until they are durable
 
@@ -321,8 +290,8 @@ async def test_text_search_finds_cyrillic_words_in_any_case(store: Store, clock:
     assert set(await ids("заказ")) == {a.id, b.id}
     assert await ids('"unbalanced AND (') == []
     assert set(await ids("ирина")) == {a.id, b.id}  # the contact's name
-    system = _message(clock, b, "rules: повреждения", kind=MessageKind.SYSTEM, external_id=None)
-    automatic = _message(clock, b, "Мы ответим про повреждения", kind=MessageKind.AUTO_REPLY, external_id=None)
+    system = make_message(clock, b, "rules: повреждения", kind=MessageKind.SYSTEM, external_id=None)
+    automatic = make_message(clock, b, "Мы ответим про повреждения", kind=MessageKind.AUTO_REPLY, external_id=None)
     for message in (system, automatic):
         await store.append_message(b, message, new_conversation=False)
     await store.durable()
@@ -354,7 +323,7 @@ async def test_messages_are_listed_oldest_first_in_pages(store: Store, clock: Ma
     later = []
     for index in range(4):
         clock.advance(1)
-        message = _message(clock, conversation, f"m{index}")
+        message = make_message(clock, conversation, f"m{index}")
         await store.append_message(conversation, message, new_conversation=False)
         later.append(message.id)
     page = await store.list_messages(conversation.id, limit=3)
@@ -389,7 +358,7 @@ async def test_a_message_that_changes_tags_moves_the_conversation_up_every_tag_l
     newer, _ = await _start(store, clock, channel, tags=("x",))
     clock.advance(timedelta(minutes=1))
     routed = replace(older, tags=("x", "y"), last_message_at=clock.now(), updated_at=clock.now())
-    stored = await store.append_message(routed, _message(clock, older), new_conversation=False, tags_changed=True)
+    stored = await store.append_message(routed, make_message(clock, older), new_conversation=False, tags_changed=True)
     assert stored.tags == ("x", "y")
     for tag, expected in (("x", [older.id, newer.id]), ("y", [older.id])):
         page = await store.list_conversations(ConversationFilter(tag=tag), limit=5)
@@ -398,7 +367,7 @@ async def test_a_message_that_changes_tags_moves_the_conversation_up_every_tag_l
 
 async def test_outbox_claim_lease_retry_and_finish(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(
+    reply = make_message(
         clock, conversation, "Ответ", direction=Direction.OUT, external_id=None, delivery_status=DeliveryStatus.QUEUED
     )
     job = OutboxItem(
@@ -427,7 +396,7 @@ async def test_outbox_claim_lease_retry_and_finish(store: Store, clock: ManualCl
 
 async def test_expired_lease_is_claimable_again(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(
+    reply = make_message(
         clock, conversation, "x", direction=Direction.OUT, external_id=None, delivery_status=DeliveryStatus.QUEUED
     )
     job = OutboxItem(
@@ -493,10 +462,10 @@ async def test_sync_state_round_trip(store: Store) -> None:
 async def test_last_inbound_message(store: Store, clock: ManualClock, channel: Channel) -> None:
     conversation, first = await _start(store, clock, channel)
     clock.advance(1)
-    second = _message(clock, conversation, "second")
+    second = make_message(clock, conversation, "second")
     await store.append_message(conversation, second, new_conversation=False)
     clock.advance(1)
-    reply = _message(clock, conversation, "reply", direction=Direction.OUT, external_id=None)
+    reply = make_message(clock, conversation, "reply", direction=Direction.OUT, external_id=None)
     await store.append_message(conversation, reply, new_conversation=False)
     assert await store.last_inbound_message(conversation.id) == second
     assert await store.last_inbound_message("nothing") is None
@@ -507,14 +476,14 @@ async def test_auto_replies_by_trigger_in_a_conversation_and_to_a_contact(
 ) -> None:
     first, _ = await _start(store, clock, channel)
     contact = await store.get_contact(first.contact_id)
-    second = _conversation(clock, channel, contact)
-    await store.append_message(second, _message(clock, second), new_conversation=True)
+    second = make_conversation(clock, channel, contact)
+    await store.append_message(second, make_message(clock, second), new_conversation=True)
     stranger, _ = await _start(store, clock, channel)
 
     async def auto_reply(conversation: Conversation, trigger: str | None, **changes) -> Message:
         clock.advance(60)
         extras = {} if trigger is None else {"trigger": trigger}
-        message = _message(
+        message = make_message(
             clock,
             conversation,
             "auto",
@@ -532,7 +501,7 @@ async def test_auto_replies_by_trigger_in_a_conversation_and_to_a_contact(
     out_of_hours = await auto_reply(first, "out_of_hours")
     await auto_reply(stranger, "out_of_hours")
     clock.advance(60)
-    note = _message(clock, first, "a note", kind=MessageKind.NOTE, external_id=None, extras={"trigger": "x"})
+    note = make_message(clock, first, "a note", kind=MessageKind.NOTE, external_id=None, extras={"trigger": "x"})
     await store.append_message(first, note, new_conversation=False)
     again = await auto_reply(first, "out_of_hours")
     untold = await auto_reply(second, None)
@@ -676,7 +645,7 @@ async def test_requeue_message_only_a_failed_one_and_only_once(
     store: Store, clock: ManualClock, channel: Channel
 ) -> None:
     conversation, _ = await _start(store, clock, channel)
-    reply = _message(
+    reply = make_message(
         clock, conversation, "Ответ", direction=Direction.OUT, external_id=None, delivery_status=DeliveryStatus.QUEUED
     )
     job = OutboxItem(
