@@ -123,3 +123,17 @@ def make_message(
         created_at=clock.now(),
     )
     return replace(message, **changes)
+
+
+def make_auto_reply(clock: ManualClock, conversation: Conversation, trigger: str | None) -> Message:
+    """An unsaved auto-reply in ``conversation``, sent now for ``trigger`` (None: a reply that names none)."""
+    return make_message(
+        clock,
+        conversation,
+        "auto",
+        direction=Direction.OUT,
+        kind=MessageKind.AUTO_REPLY,
+        external_id=None,
+        delivery_status=DeliveryStatus.QUEUED,
+        extras={} if trigger is None else {"trigger": trigger},
+    )

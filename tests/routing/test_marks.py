@@ -6,11 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from inbox.clock import ManualClock
-from inbox.domain import Channel, Contact, Conversation, DeliveryStatus, Direction, Message, MessageKind
+from inbox.domain import Channel, Contact, Conversation, Message
 from inbox.ids import new_id
 from routing.marks import Marks
 from storage.base import Store
-from tests.fakes import make_conversation, make_message
+from tests.fakes import make_auto_reply, make_conversation, make_message
 
 
 async def _conversation(store: Store, clock: ManualClock, channel: Channel, contact: Contact) -> Conversation:
@@ -19,16 +19,7 @@ async def _conversation(store: Store, clock: ManualClock, channel: Channel, cont
 
 
 async def _auto_reply(store: Store, clock: ManualClock, conversation: Conversation, trigger: str) -> Message:
-    message = make_message(
-        clock,
-        conversation,
-        "…",
-        direction=Direction.OUT,
-        kind=MessageKind.AUTO_REPLY,
-        external_id=None,
-        delivery_status=DeliveryStatus.QUEUED,
-        extras={"trigger": trigger},
-    )
+    message = make_auto_reply(clock, conversation, trigger)
     await store.append_message(conversation, message, new_conversation=False)
     await store.durable()
     return message

@@ -29,7 +29,7 @@ from inbox.domain import (
 from inbox.errors import Conflict, NotFound, ValidationError
 from inbox.ids import hash_secret, new_id, new_secret
 from storage.base import UNASSIGNED, ConversationFilter, Store
-from tests.fakes import make_conversation, make_message
+from tests.fakes import make_auto_reply, make_conversation, make_message
 
 
 def _contact(clock: ManualClock, name: str = "Ирина", *identities: Identity) -> Contact:
@@ -480,20 +480,9 @@ async def test_auto_replies_by_trigger_in_a_conversation_and_to_a_contact(
     await store.append_message(second, make_message(clock, second), new_conversation=True)
     stranger, _ = await _start(store, clock, channel)
 
-    async def auto_reply(conversation: Conversation, trigger: str | None, **changes) -> Message:
+    async def auto_reply(conversation: Conversation, trigger: str | None) -> Message:
         clock.advance(60)
-        extras = {} if trigger is None else {"trigger": trigger}
-        message = make_message(
-            clock,
-            conversation,
-            "auto",
-            direction=Direction.OUT,
-            kind=MessageKind.AUTO_REPLY,
-            external_id=None,
-            delivery_status=DeliveryStatus.QUEUED,
-            extras=extras,
-            **changes,
-        )
+        message = make_auto_reply(clock, conversation, trigger)
         await store.append_message(conversation, message, new_conversation=False)
         return message
 
