@@ -80,6 +80,10 @@ class Sent:
     duplicate: bool
 
 
+_ANSWERED: Final = ("last_message_at", "first_response_at", "waiting_since")
+"""What an operator's reply changes on its conversation."""
+
+
 class InboxService:
     def __init__(
         self,
@@ -402,21 +406,12 @@ class InboxService:
             if existing is None:
                 raise
             return await self._replayed(existing, conversation_id, kind, text)
-        replied = kind is MessageKind.MESSAGE and author is not None
-        await self._announce(
-            *(
-                [
-                    ConversationUpdated(
-                        conversation=conversation,
-                        changed=("last_message_at", "first_response_at", "waiting_since"),
-                        actor_id=author.id,
-                    )
-                ]
-                if replied
-                else []
-            ),
-            MessageCreated(conversation=conversation, message=message),
+        answered = (
+            [ConversationUpdated(conversation=conversation, changed=_ANSWERED, actor_id=author.id)]
+            if kind is MessageKind.MESSAGE and author is not None
+            else []
         )
+        await self._announce(*answered, MessageCreated(conversation=conversation, message=message))
         return Sent(conversation, message, duplicate=False)
 
     async def _replayed(self, message: Message, conversation_id: str, kind: MessageKind, text: str) -> Sent:
