@@ -112,29 +112,25 @@ class InboxService:
         return channel
 
     async def _announce(self, *events: Event, if_lost: Callable[[], None] | None = None) -> None:
-        """Waits for the caller's writes to commit, then publishes ``events``. Once written, this
-        runs to the end even if the caller is cancelled meanwhile (an SMTP client hanging up):
-        what was stored is announced all the same. ``if_lost`` runs if the commit failed, so
-        nothing was stored, before ``Unavailable`` reaches the caller."""
-        task = asyncio.ensure_future(self._commit_then_publish(events, if_lost))
-        self._announcing.add(task)  # a task nobody awaits any more is kept until it ends
-        task.add_done_callback(self._announced)
-        await asyncio.shield(task)
+        """Waits for the caller's writes to commit, then publishes ``events``. ``if_lost`` runs if
+        the commit failed (nothing was stored), before ``Unavailable`` reaches the caller.
 
-    async def _commit_then_publish(self, events: Sequence[Event], if_lost: Callable[[], None] | None) -> None:
+        A caller cancelled while it waits (an SMTP client hanging up during the group commit) is
+        let go, and the wait and the events go on in a task of their own: what was stored is
+        announced all the same. Only then is a task made, so the usual path costs nothing more."""
         try:
             await self.store.durable()
         except Unavailable:
             if if_lost is not None:
                 if_lost()
             raise
+        except asyncio.CancelledError:
+            task = asyncio.create_task(self._announce(*events, if_lost=if_lost))
+            self._announcing.add(task)  # kept until it ends: nobody awaits it
+            task.add_done_callback(self._announcing.discard)
+            raise
         for event in events:
             await self.bus.publish(event)
-
-    def _announced(self, task: asyncio.Task[None]) -> None:
-        self._announcing.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a caller still waiting has it raised; one cancelled no longer cares
 
     # inbound
 

@@ -115,7 +115,9 @@ class Store(ABC):
 
     async def durable(self) -> None:
         """Returns once every write made and every row read so far is durable; raises
-        ``Unavailable`` if the commit they are part of failed (and was rolled back).
+        ``Unavailable`` if the commit they are part of failed (and was rolled back). Cancelled
+        while it waits, it may be asked again (or from a task started in the caller's context)
+        and waits for the same writes.
 
         Adapters that commit every write when it is made need not override it."""
         return None

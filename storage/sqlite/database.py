@@ -166,12 +166,20 @@ class Database:
 
     async def settled(self) -> None:
         """Returns once the caller's writes and everything it could have read are committed;
-        raises ``Unavailable`` if the batch its writes went into failed, however late it asks."""
+        raises ``Unavailable`` if the batch its writes went into failed, however late it asks.
+        A caller cancelled while it waits still owns its writes: asked again, or from a task it
+        starts, this waits for the same batch."""
         mine, current = _written_in.get(), self._batch
+        try:
+            for batch in (mine, current):
+                if batch is not None:
+                    await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            _written_in.set(None)  # told once
+            raise
         _written_in.set(None)
-        for batch in (mine, current):
-            if batch is not None:
-                await asyncio.shield(batch)
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -242,3 +243,31 @@ async def test_a_receive_cancelled_while_its_message_commits_still_publishes_its
     [conversation] = (await store.list_conversations(ConversationFilter(), limit=10)).items
     assert [m.text for m in (await store.list_messages(conversation.id, limit=10)).items] == ["Алло?"]
     assert events.types() == ["conversation.created", "message.created"]
+
+
+async def test_a_receive_cancelled_while_its_commit_fails_announces_nothing(
+    service: InboxService, store: Store, channel: Channel, events: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committing = asyncio.Event()
+    durable, append = store.durable, store.append_message
+
+    async def signalling() -> None:
+        committing.set()
+        await durable()
+
+    async def poisoned(*args: Any, **kwargs: Any) -> Any:
+        stored = await append(*args, **kwargs)
+        store._database.defer("INSERT INTO no_such_table VALUES (?)", (1,))  # type: ignore[attr-defined]
+        return stored
+
+    monkeypatch.setattr(store, "durable", signalling)
+    monkeypatch.setattr(store, "append_message", poisoned)
+    receiving = asyncio.create_task(service.receive(inbound(channel.id, "m1", text="Алло?")))
+    await committing.wait()
+    receiving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiving
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert (await store.list_conversations(ConversationFilter(), limit=10)).items == []
+    assert events.types() == []  # the batch was rolled back: nothing to announce
