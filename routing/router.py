@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -62,6 +62,8 @@ _OWN = contextvars.ContextVar("routing_deciding", default=False)
 _NEW_CONVERSATION_EVENTS = ("conversation_created", "message_received")
 _MESSAGE_EVENTS = ("message_received",)
 _FOLDED_KEPT = 4096
+_TIMER_ATTEMPTS = 5
+_TIMER_RETRY = timedelta(minutes=1)  # doubled after each failure
 _AS_IS: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -453,7 +455,9 @@ class Router:
                 await self._fire(timer)
             except Exception:
                 log.exception("routing timer %s (%s) failed", timer.id, timer.kind)
-            await self.store.delete_timer(timer)
+                await self._retry_later(timer)
+            else:
+                await self.store.delete_timer(timer)
             fired += 1
         for operator_id in self.roster.overdue_away():
             await self._reclaim(self._operators[operator_id], Reclaim.AWAY)
@@ -495,6 +499,19 @@ class Router:
                 await self._route(woken)
                 if woken.waiting_since is not None:  # the customer still waits: a wait begins now for the timer
                     await self._arm_no_answer(woken, self.clock.now())
+
+    async def _retry_later(self, timer: Timer) -> None:
+        """A timer whose firing failed (the store was unavailable, say) is due again after a
+        backoff, up to :data:`_TIMER_ATTEMPTS` tries; one moved meanwhile keeps its new deadline."""
+        if not await self.store.delete_timer(timer):
+            return
+        attempts = int(timer.payload.get("attempts", 0)) + 1
+        if attempts >= _TIMER_ATTEMPTS:
+            log.error("routing timer %s (%s) given up after %d attempts", timer.id, timer.kind, attempts)
+            return
+        delay = _TIMER_RETRY * 2 ** (attempts - 1)
+        payload = {**timer.payload, "attempts": attempts}
+        await self.store.set_timer(replace(timer, id=new_id(), due_at=self.clock.now() + delay, payload=payload))
 
     async def _tick_forever(self, interval: float) -> None:
         while True:

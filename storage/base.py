@@ -334,8 +334,9 @@ class Store(ABC):
         """Timers due at ``now``, earliest first."""
 
     @abstractmethod
-    async def delete_timer(self, timer: Timer) -> None:
-        """Deletes a timer that fired, unless it was moved meanwhile: moved, it is due again."""
+    async def delete_timer(self, timer: Timer) -> bool:
+        """Deletes a timer that fired, unless it was moved meanwhile (moved, it is due again);
+        returns whether it was deleted."""
 
     @abstractmethod
     async def get_sync_state(self, key: str) -> str | None:

@@ -607,9 +607,10 @@ class MongoStore(Store):
             documents = await found.limit(limit).to_list(None)
         return [docs.timer_from_document(document) for document in documents]
 
-    async def delete_timer(self, timer: Timer) -> None:
+    async def delete_timer(self, timer: Timer) -> bool:
         with mapped_errors():
-            await self._c(TIMERS).delete_one(q.fired_timer_filter(timer))
+            deleted = await self._c(TIMERS).delete_one(q.fired_timer_filter(timer))
+        return deleted.deleted_count > 0
 
     async def get_sync_state(self, key: str) -> str | None:
         with mapped_errors():

@@ -613,8 +613,8 @@ class SqliteStore(Store):
         )
         return [timer_from_row(row) for row in rows]
 
-    async def delete_timer(self, timer: Timer) -> None:
-        self._database.execute(
+    async def delete_timer(self, timer: Timer) -> bool:
+        return 0 < self._database.execute(
             "DELETE FROM timers WHERE kind = ? AND conversation_id = ? AND due_at = ?",
             (timer.kind, timer.conversation_id, to_micros(timer.due_at)),
         )

@@ -582,3 +582,32 @@ async def test_a_timer_armed_again_while_its_old_deadline_fires_is_kept(
     await store.set_timer(Timer(id=new_id(), kind=NO_ANSWER, conversation_id=conversation.id, due_at=clock.now()))
     assert await router.fire_due_timers() == 1
     assert [(t.kind, t.due_at) for t in await store.due_timers(later, limit=10)] == [(NO_ANSWER, later)]
+
+
+async def test_a_timer_whose_firing_fails_is_tried_again_later_then_given_up(
+    router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
+) -> None:
+    template = await _template(router, "still waiting", "We are on it.")
+    await router.catalog.put("settings", {"no_answer_template_id": template, "no_answer_minutes": 15})
+    flaky = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation
+    broken = (await service.receive(inbound(channel.id, "m2", contact="c2"))).conversation
+    auto_reply = service.auto_reply
+    failures = {flaky.id: 1, broken.id: 100}
+
+    async def failing(conversation_id: str, *args: Any, **kwargs: Any) -> Any:
+        if failures[conversation_id] > 0:
+            failures[conversation_id] -= 1
+            raise Unavailable("disk full")
+        return await auto_reply(conversation_id, *args, **kwargs)
+
+    monkeypatch.setattr(service, "auto_reply", failing)
+    clock.advance(timedelta(minutes=15))
+    assert await router.fire_due_timers() == 2  # both failed: kept, due again a minute later
+    assert await _messages(store, flaky.id, MessageKind.AUTO_REPLY) == []
+    for _ in range(10):
+        clock.advance(timedelta(minutes=30))
+        await router.fire_due_timers()
+    assert [m.text for m in await _messages(store, flaky.id, MessageKind.AUTO_REPLY)] == ["We are on it."]
+    assert await _messages(store, broken.id, MessageKind.AUTO_REPLY) == []
+    assert failures[broken.id] == 100 - 5  # five tries, then given up
+    assert await store.due_timers(clock.now() + timedelta(days=1), limit=10) == []

@@ -546,11 +546,11 @@ async def test_timers_one_per_kind_and_conversation_due_in_order(
     assert len(await store.due_timers(now + timedelta(minutes=1), limit=2)) == 2
     assert await store.cancel_timer("no_answer", first.id) is True
     assert await store.cancel_timer("no_answer", first.id) is False
-    await store.delete_timer(later)
+    assert await store.delete_timer(later) is True
     assert [t.id for t in await store.due_timers(now + timedelta(hours=1), limit=10)] == [other_kind.id]
     moved_again = replace(other_kind, due_at=now + timedelta(minutes=9))
     await store.set_timer(moved_again)  # after it fired
-    await store.delete_timer(other_kind)  # as it fired: the moved one stays
+    assert await store.delete_timer(other_kind) is False  # as it fired: the moved one stays
     assert await store.due_timers(now + timedelta(hours=1), limit=10) == [moved_again]
 
 
