@@ -127,10 +127,16 @@ class InboxService:
         except asyncio.CancelledError:
             task = asyncio.create_task(self._announce(*events, if_lost=if_lost))
             self._announcing.add(task)  # kept until it ends: nobody awaits it
-            task.add_done_callback(self._announcing.discard)
+            task.add_done_callback(self._announced)
             raise
         for event in events:
             await self.bus.publish(event)
+
+    def _announced(self, task: asyncio.Task[None]) -> None:
+        self._announcing.discard(task)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            log.warning("changes of a cancelled caller not announced: %s", failure, exc_info=failure)
 
     # inbound
 
