@@ -3,7 +3,8 @@ real peers or contract-faithful local servers)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from itertools import count
 from typing import Any, ClassVar
@@ -137,3 +138,20 @@ def make_auto_reply(clock: ManualClock, conversation: Conversation, trigger: str
         delivery_status=DeliveryStatus.QUEUED,
         extras={} if trigger is None else {"trigger": trigger},
     )
+
+
+@contextlib.contextmanager
+def failing_commits(store: Any, monkeypatch: Any) -> Iterator[None]:
+    """Messages are written, then their group commit fails (and rolls them back)."""
+    original = store.append_message
+
+    async def poisoned(*args: Any, **kwargs: Any) -> Any:
+        stored = await original(*args, **kwargs)
+        store._database.defer("INSERT INTO no_such_table VALUES (?)", (1,))  # type: ignore[attr-defined]
+        return stored
+
+    monkeypatch.setattr(store, "append_message", poisoned)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(store, "append_message", original)

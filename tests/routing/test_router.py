@@ -4,10 +4,8 @@ timers and assignment with caps, driven through the inbox service as connectors 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +21,7 @@ from inbox.ports import Routed
 from inbox.service import InboxService
 from routing.router import NO_ANSWER, Router
 from storage.base import ConversationFilter, Store
-from tests.fakes import inbound
+from tests.fakes import failing_commits, inbound
 
 # Monday 2026-11-30 10:00 in Moscow (UTC+3, no DST)
 MONDAY_10_MSK = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
@@ -497,28 +495,11 @@ async def test_a_reopening_message_that_is_not_stored_leaves_the_roster_as_it_wa
     assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
 
 
-@contextlib.contextmanager
-def _failing_commits(store: Store, monkeypatch: Any) -> Iterator[None]:
-    """Messages are written, then their group commit fails (and rolls them back)."""
-    original = store.append_message
-
-    async def poisoned(*args: Any, **kwargs: Any) -> Any:
-        stored = await original(*args, **kwargs)
-        store._database.defer("INSERT INTO no_such_table VALUES (?)", (1,))  # type: ignore[attr-defined]
-        return stored
-
-    monkeypatch.setattr(store, "append_message", poisoned)
-    try:
-        yield
-    finally:
-        monkeypatch.setattr(store, "append_message", original)
-
-
 async def test_a_failed_commit_gives_back_the_slot_of_a_conversation_that_was_rolled_back(
     router: Router, service: InboxService, store: Store, channel: Channel, clock: ManualClock, monkeypatch: Any
 ) -> None:
     olga = await _operator(store, clock, router, "olga", max_open=1)
-    with _failing_commits(store, monkeypatch), pytest.raises(Unavailable):
+    with failing_commits(store, monkeypatch), pytest.raises(Unavailable):
         await service.receive(inbound(channel.id, "m1", contact="c1"))
     assert router.roster.load(olga.id) == 0 and router.roster.queue() == []
     retried = (await service.receive(inbound(channel.id, "m1", contact="c1"))).conversation  # the sender retries
@@ -546,7 +527,7 @@ async def test_a_reply_whose_commit_failed_is_sent_when_the_sender_retries(
     )
     first = (await service.receive(inbound(channel.id, "m1", text="Hello?"))).conversation
     clock.advance(timedelta(minutes=61))  # the period is over: the next message is answered again
-    with _failing_commits(store, monkeypatch), pytest.raises(Unavailable):
+    with failing_commits(store, monkeypatch), pytest.raises(Unavailable):
         await service.receive(inbound(channel.id, "m2", text="Anyone?"))
     await service.receive(inbound(channel.id, "m2", text="Anyone?"))  # the sender retries
     replies = await _messages(store, first.id, MessageKind.AUTO_REPLY)
