@@ -30,6 +30,7 @@ _UNTERMINATED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\??$")
 _FOLDING = re.compile(r"\r?\n(?=[ \t])")
 _LINE_BREAK = re.compile(r"[\r\n]+")
 _WHITESPACE = re.compile(r"\s+")
+_SMUGGLED_BYTE = re.compile("[\udc80-\udcff]")  # a raw 8-bit byte, as compat32 keeps it in a str
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _BARE_MESSAGE_ID = re.compile(r"[^<>\s@,;]+@[^<>\s@,;]+")
 _ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"',;:]+@[^\s<>\"',;:]+")
@@ -129,6 +130,8 @@ class HeaderDecoder:
 
     def _decode(self, raw: str, name: str) -> str:
         raw = _unfold(raw)
+        if "=?" not in raw:  # no encoded word, whole or cut short: most addresses and many subjects
+            return self._render(raw, name)
         pieces: list[str | _Word] = []
         position = 0
         for match in _ENCODED_WORD.finditer(raw):
@@ -182,7 +185,7 @@ class HeaderDecoder:
             if decoded.defect:
                 self.defects.append(decoded.defect)
             return decoded.text
-        if not any("\udc80" <= char <= "\udcff" for char in piece):
+        if piece.isascii() or not _SMUGGLED_BYTE.search(piece):
             return piece
         # Raw UTF-8 is legitimate (RFC 6532); any other raw 8-bit charset is a guess worth reporting.
         data = piece.encode("utf-8", "surrogateescape")
@@ -233,12 +236,14 @@ def parse_date(raw: str | None) -> datetime | None:
 
 
 def _unfold(value: str) -> str:
+    if "\n" not in value and "\r" not in value:
+        return value
     return _LINE_BREAK.sub("", _FOLDING.sub("", value))
 
 
 def _is_address(value: str) -> bool:
     local, at, domain = value.rpartition("@")
-    return bool(at and local and domain) and not any(char.isspace() for char in value)
+    return bool(at and local and domain) and _WHITESPACE.search(value) is None
 
 
 def _is_utf8(data: bytes) -> bool:
