@@ -288,6 +288,8 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
     db.execute("COMMIT")
     n_contacts = max(1, conversations * 4 // 5)  # the last fifth of the conversations reuse contacts
     contact_ids: list[str] = []
+    searchable: list[tuple[str, str]] = []  # one conversation's (text, conversation id) for the search index
+    search_id = 0
     for start in range(0, conversations, 2000):
         rows: dict[str, list[tuple[object, ...]]] = {
             t: []
@@ -298,6 +300,7 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
                 "conversation_tags",
                 "thread_keys",
                 "messages",
+                "search_rows",
                 "message_search",
             )
         }
@@ -336,9 +339,14 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
                         at,
                     )
                 )
-                rows["message_search"].append((body, cid))
+                searchable.append((body, cid))
             subject = f"Заказ #{i}: {rng.choice(WORDS)} {rng.choice(WORDS)}"
-            rows["message_search"].append((f"{subject} Клиент Customer {i % n_contacts}", cid))
+            searchable.append((f"{subject} Клиент Customer {i % n_contacts}", cid))
+            for searched, conversation_id in searchable:
+                search_id += 1
+                rows["search_rows"].append((search_id, conversation_id))
+                rows["message_search"].append((search_id, searched))
+            searchable.clear()
             rows["conversations"].append(
                 (
                     cid,
@@ -367,6 +375,8 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
         for table, values in rows.items():
             if values:  # tuples follow the schema's column order
                 columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")][: len(values[0])]
+                if table == "message_search":  # the index keeps no content: its rowid is the search_rows id
+                    columns = ["rowid", "text"]
                 marks = ", ".join("?" * len(columns))
                 db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
         db.execute("COMMIT")

@@ -153,8 +153,9 @@ class Database:
 
     def defer(self, sql: str, params: Sequence[Any]) -> None:
         """Runs ``sql`` at the batch's commit, outside any savepoint: for full-text index rows,
-        which FTS5 would otherwise flush into a new segment at every savepoint release.
-        Call it only after the unit the rows belong to succeeded."""
+        which FTS5 would otherwise flush into a new segment at every savepoint release. Deferred
+        statements run one after another in the order given (so one may read ``last_insert_rowid()``
+        of the one before). Call it only after the unit the rows belong to succeeded."""
         if self._batch is None:
             raise RuntimeError("defer() needs an open batch")
         self._deferred.append((sql, params))

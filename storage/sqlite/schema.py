@@ -219,6 +219,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DELETE FROM sync_state WHERE key GLOB 'routing:auto_reply:*' OR key GLOB 'routing:auto_reply_contact:*';
     """,
+    # 7: the search index keeps no second copy of every text (FTS5 without content): an indexed
+    # text's rowid leads to its conversation through search_rows. Existing rows keep their rowids.
+    """
+    ALTER TABLE message_search RENAME TO message_search_with_copies;
+    CREATE TABLE search_rows (
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id)
+    );
+    CREATE VIRTUAL TABLE message_search USING fts5 (
+        text,
+        content = '',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO search_rows (id, conversation_id) SELECT rowid, conversation_id FROM message_search_with_copies;
+    INSERT INTO message_search (rowid, text) SELECT rowid, text FROM message_search_with_copies;
+    DROP TABLE message_search_with_copies;
+    """,
 )
 
 

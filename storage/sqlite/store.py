@@ -360,8 +360,8 @@ class SqliteStore(Store):
             if query is None:
                 return Page([], None)
             clauses.append(
-                "c.id IN (SELECT conversation_id FROM message_search WHERE message_search MATCH ?"
-                " ORDER BY rowid DESC LIMIT ?)"
+                "c.id IN (SELECT conversation_id FROM search_rows WHERE id IN"
+                " (SELECT rowid FROM message_search WHERE message_search MATCH ? ORDER BY rowid DESC LIMIT ?))"
             )
             params += [query, SEARCH_WINDOW]
         rows = self._keyset(source, order, clauses, params, limit, cursor, columns="c.*")
@@ -476,10 +476,9 @@ class SqliteStore(Store):
         if new_conversation:  # one row makes the subject and the contact's name findable too
             contact = self._database.row("SELECT name FROM contacts WHERE id = ?", (conversation.contact_id,))
             searchable.append(" ".join(filter(None, (conversation.subject, contact["name"] if contact else None))))
-        for text in filter(None, searchable):
-            self._database.defer(
-                "INSERT INTO message_search (text, conversation_id) VALUES (?, ?)", (text, conversation.id)
-            )
+        for text in filter(None, searchable):  # the index row takes the rowid its search_rows row got
+            self._database.defer("INSERT INTO search_rows (conversation_id) VALUES (?)", (conversation.id,))
+            self._database.defer("INSERT INTO message_search (rowid, text) VALUES (last_insert_rowid(), ?)", (text,))
         return conversation
 
     # messages

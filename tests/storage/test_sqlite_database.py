@@ -118,3 +118,32 @@ def test_migrations_bring_an_old_database_up_and_drop_routings_old_marks(tmp_pat
     assert connection.execute("SELECT key, value FROM sync_state").fetchall() == [("imap:ch1:INBOX", "17:42")]
     assert connection.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
     assert migrate(connection) == len(MIGRATIONS)  # nothing left to apply
+
+
+def test_migration_7_keeps_the_search_index_without_a_second_copy_of_the_texts(tmp_path: Path) -> None:
+    connection = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:6], start=1):
+        connection.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    texts = [("Посылка повреждена при доставке", "c1"), ("Где мой заказ?", "c2"), ("Заказ Ирина Петрова", "c1")]
+    connection.executemany("INSERT INTO message_search (text, conversation_id) VALUES (?, ?)", texts)
+    before = connection.execute("SELECT rowid, conversation_id FROM message_search ORDER BY rowid").fetchall()
+
+    assert migrate(connection) == len(MIGRATIONS)
+
+    assert connection.execute("SELECT id, conversation_id FROM search_rows ORDER BY id").fetchall() == before
+
+    def found(query: str) -> list[str]:
+        return [
+            conversation_id
+            for (conversation_id,) in connection.execute(
+                "SELECT conversation_id FROM search_rows WHERE id IN"
+                " (SELECT rowid FROM message_search WHERE message_search MATCH ?) ORDER BY id",
+                (query,),
+            )
+        ]
+
+    assert found('"поврежд"*') == ["c1"]
+    assert found('"заказ"*') == ["c2", "c1"]
+    assert connection.execute("SELECT DISTINCT text FROM message_search").fetchall() == [(None,)]
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "message_search_content" not in tables and "message_search_with_copies" not in tables
