@@ -288,7 +288,6 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
     db.execute("COMMIT")
     n_contacts = max(1, conversations * 4 // 5)  # the last fifth of the conversations reuse contacts
     contact_ids: list[str] = []
-    searchable: list[tuple[str, str]] = []  # one conversation's (text, conversation id) for the search index
     search_id = 0
     for start in range(0, conversations, 2000):
         rows: dict[str, list[tuple[object, ...]]] = {
@@ -312,6 +311,7 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
                 )
                 rows["contact_identities"].append(("api", f"cust-{i}", contact_ids[i]))
             cid, channel = new_id(), rng.choice(channel_ids)
+            searchable: list[str] = []  # the conversation's texts for the search index
             status = rng.choices(("open", "pending", "snoozed", "resolved"), (25, 10, 5, 60))[0]
             assignee = rng.choice(operator_ids) if rng.random() < 0.8 else None
             tags = rng.sample(TAGS, rng.choice((0, 0, 1, 1, 2, 3)))
@@ -339,14 +339,13 @@ def populate(path: Path, conversations: int, per_conversation: int) -> dict[str,
                         at,
                     )
                 )
-                searchable.append((body, cid))
+                searchable.append(body)
             subject = f"Заказ #{i}: {rng.choice(WORDS)} {rng.choice(WORDS)}"
-            searchable.append((f"{subject} Клиент Customer {i % n_contacts}", cid))
-            for searched, conversation_id in searchable:
+            searchable.append(f"{subject} Клиент Customer {i % n_contacts}")
+            for searched in searchable:
                 search_id += 1
-                rows["search_rows"].append((search_id, conversation_id))
+                rows["search_rows"].append((search_id, cid))
                 rows["message_search"].append((search_id, searched))
-            searchable.clear()
             rows["conversations"].append(
                 (
                     cid,
