@@ -5,7 +5,7 @@ cache line, over working sets from 256 KiB to 128 MiB, and prints the nanosecond
 Where the latency jumps is the cache this process really gets, which on a shared virtual machine
 can be far less than ``lscpu`` reports. Read the routing and intake figures against it: their
 per-message working set (the Python heap, SQLite's pages, RE2's automaton) is larger than a few
-megabytes. Needs a C compiler (``cc``): a Python loop would measure the interpreter instead of the
+megabytes; ``python -m bench.cache`` measures what that costs them. Needs a C compiler (``cc``): a Python loop would measure the interpreter instead of the
 memory.
 """
 
@@ -58,7 +58,8 @@ int main(int argc, char **argv) {
 """
 
 
-def main() -> None:
+def latencies(sizes_kib: tuple[int, ...] = SIZES_KIB) -> dict[int, float]:
+    """Nanoseconds a dependent load takes, by working set in KiB."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         sys.exit("bench.host needs a C compiler (cc or gcc)")
@@ -66,11 +67,15 @@ def main() -> None:
         source, binary = Path(tmp) / "probe.c", Path(tmp) / "probe"
         source.write_text(PROBE)
         subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], check=True)
-        done = subprocess.run([str(binary), *map(str, SIZES_KIB)], check=True, capture_output=True, text=True)
+        done = subprocess.run([str(binary), *map(str, sizes_kib)], check=True, capture_output=True, text=True)
+    return {int(size): float(nanoseconds) for size, nanoseconds, _ in map(str.split, done.stdout.splitlines())}
+
+
+def main() -> None:
+    measured = latencies()
     print("memory latency: one dependent load per 64-byte line, random order, 20 M loads per size")
-    for line in done.stdout.splitlines():
-        size, nanoseconds, _ = line.split()
-        print(f"  {int(size):>9,} KiB  {float(nanoseconds):6.1f} ns a load")
+    for size, nanoseconds in measured.items():
+        print(f"  {size:>9,} KiB  {nanoseconds:6.1f} ns a load")
 
 
 if __name__ == "__main__":
