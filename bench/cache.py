@@ -51,13 +51,7 @@ def simulate(cache_bytes: int, messages: int) -> dict[str, int]:
         text=True,
         check=True,
     )
-    counts = {}
-    for name, pattern in COUNTERS.items():
-        found = re.search(pattern, done.stderr)
-        if found is None:
-            raise RuntimeError(f"no {name} in cachegrind's output: {done.stderr[-500:]}")
-        counts[name] = int(found[1].replace(",", ""))
-    return counts
+    return {name: _number(pattern, done.stderr) for name, pattern in COUNTERS.items()}
 
 
 def native_ms(messages: int) -> float:
@@ -67,10 +61,14 @@ def native_ms(messages: int) -> float:
         [sys.executable, "-m", "bench.routing", *_workload(messages)], capture_output=True, text=True, check=True
     )
     labels = (r"ceiling msgs/s \(no router\)", r"with router msgs/s")
-    rates = [re.search(rf"{label}\s+([\d,]+)", done.stdout) for label in labels]
-    if None in rates:
-        raise RuntimeError(f"no rates in bench.routing's summary: {done.stdout[-500:]}")
-    return sum(1000 / int(rate[1].replace(",", "")) for rate in rates if rate is not None)
+    return sum(1000 / _number(rf"{label}\s+([\d,]+)", done.stdout) for label in labels)
+
+
+def _number(pattern: str, output: str) -> int:
+    found = re.search(pattern, output)
+    if found is None:
+        raise RuntimeError(f"{pattern!r} not found in: {output[-500:]}")
+    return int(found[1].replace(",", ""))
 
 
 def _workload(messages: int) -> list[str]:
