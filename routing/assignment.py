@@ -198,8 +198,8 @@ class Roster:
         if seat.presence is not Presence.AWAY:
             seat = replace(seat, away_since=None) if seat.away_since else seat
         elif seat.away_since is None:
-            was_away = old is not None and old.presence is Presence.AWAY and old.away_since is not None
-            seat = replace(seat, away_since=old.away_since if was_away else self._now())
+            still_away_since = old.away_since if old is not None and old.presence is Presence.AWAY else None
+            seat = replace(seat, away_since=still_away_since or self._now())
         self._seats[seat.operator_id] = seat
         self._index_teams()
         if old is None:

@@ -414,8 +414,8 @@ class CompiledRules:
         self._by_event: dict[str, _EventRules] = {}
         for event in EVENTS:
             compiled = tuple(_compile(rule, eager, lazy) for rule in ordered if rule.event == event)
-            for i, rule in enumerate(compiled):
-                for atom in rule.triggers:
+            for i, compiled_rule in enumerate(compiled):
+                for atom in compiled_rule.triggers:
                     values[atom] |= 1 << (shift + i)
             self._by_event[event] = _EventRules(compiled, shift)
             shift += len(compiled)

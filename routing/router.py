@@ -202,7 +202,8 @@ class Router:
         use_rules = rules and len(self.catalog.rules) > 0
         plan = self._plan(arrival, attributes, open_now) if use_rules else _Plan(changes={})
         changes = {name: value for name, value in plan.changes.items() if getattr(conversation, name) != value}
-        reasons, details = [], {}
+        reasons: list[str] = []
+        details: dict[str, Any] = {}
         if changes:
             reasons.append(plan.reason)
             details["rules"] = list(plan.rules)
@@ -494,7 +495,8 @@ class Router:
                     self.marks.forget(conversation.id, conversation.contact_id)
                     raise
         elif timer.kind == SNOOZE_END:
-            if conversation.status is ConversationStatus.SNOOZED and conversation.snoozed_until <= self.clock.now():
+            until = conversation.snoozed_until
+            if conversation.status is ConversationStatus.SNOOZED and until is not None and until <= self.clock.now():
                 woken = await self._decide(conversation, reason="snooze ended", status=ConversationStatus.OPEN)
                 await self._route(woken)
                 if woken.waiting_since is not None:  # the customer still waits: a wait begins now for the timer

@@ -364,7 +364,8 @@ def _readable(error: Any, data: Any) -> dict[str, str]:
     loc: list[str | int] = list(error["loc"])
     kind, message = error["type"], error["msg"]
     tagged = _TAGGED.get(loc[0]) if loc and isinstance(loc[0], str) else None
-    if tagged and len(loc) >= 2 and isinstance(loc[1], int):
+    index = loc[1] if len(loc) >= 2 else None
+    if tagged and isinstance(index, int):
         key, what = tagged
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             expected = ", ".join(CONDITION_FIELDS if key == "field" else ACTION_TYPES)
@@ -372,7 +373,7 @@ def _readable(error: Any, data: Any) -> dict[str, str]:
             message = f"unknown {what} '{given}'" if given is not None else f"'{key}' is missing"
             message += f"; expected one of: {expected}"
             loc = [*loc[:2], key]
-        elif len(loc) >= 3 and loc[2] == _item_key(data, loc[0], loc[1], key):
+        elif len(loc) >= 3 and loc[2] == _item_key(data, loc[0], index, key):
             tag = loc.pop(2)
             if kind == "literal_error" and loc[2:] == ["op"]:
                 message = f"'{error['input']}' is not an operator for '{tag}'; use {error['ctx']['expected']}"

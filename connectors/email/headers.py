@@ -143,7 +143,8 @@ class HeaderDecoder:
         if unterminated is not None:
             self.defects.append(f"header {name}: unterminated encoded word")
             self._add_text(pieces, tail[: unterminated.start()])
-            self._add_word(pieces, *unterminated.groups(), name)
+            charset, encoding, payload = unterminated.groups()
+            self._add_word(pieces, charset, encoding, payload, name)
         else:
             self._add_text(pieces, tail)
         return "".join(self._render(piece, name) for piece in pieces)

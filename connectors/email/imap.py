@@ -18,7 +18,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable
 from datetime import date, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aioimaplib
 
@@ -222,10 +222,9 @@ class _Session:
 
     async def call(self, awaitable: Awaitable[T], *, bounded: bool = True) -> T:
         task = asyncio.ensure_future(awaitable)
+        either: set[asyncio.Future[Any]] = {task, self.lost}
         try:
-            await asyncio.wait(
-                {task, self.lost}, timeout=self.timeout if bounded else None, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(either, timeout=self.timeout if bounded else None, return_when=asyncio.FIRST_COMPLETED)
         finally:
             task.cancel()  # a no-op once it is done
         if task.done() and not task.cancelled():

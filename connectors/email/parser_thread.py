@@ -64,6 +64,7 @@ class MailParser:
                 while not (self._now or self._ahead):
                     self._ready.wait()
                 raw, loop, future = (self._now or self._ahead).popleft()
+            outcome: ParsedEmail | BaseException
             try:
                 outcome, failed = self._parse(raw), False
             except BaseException as exc:  # handed to the awaiting task, which decides; the thread goes on

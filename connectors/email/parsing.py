@@ -101,6 +101,7 @@ class _ParsedMessage(Message):
     found changed, and parsed parameters are kept per header *value*, so nothing stale is ever
     returned; the stdlib's own code computes every result."""
 
+    _headers: list[tuple[str, Any]]  # Message's own list, which typeshed does not declare
     _params_memo: dict[tuple[str, str], list[tuple[str, Any]]]
     _type_memo: tuple[str | None, str, str] | None = None
     _index_memo: tuple[list[tuple[str, Any]], dict[str, list[tuple[str, Any]]]] | None = None
@@ -136,7 +137,7 @@ class _ParsedMessage(Message):
             memo = self._params_memo = {}
         params = memo.get(key)
         if params is None:
-            params = memo[key] = super()._get_params_preserve(failobj, header)
+            params = memo[key] = super()._get_params_preserve(failobj, header)  # type: ignore[misc]  # not in typeshed
         return list(params)
 
     def get_content_type(self) -> str:
