@@ -1,22 +1,18 @@
-"""Who is asking: the signed-in operator of a page request, through the session machinery.
-
-The sessions module (``webui.sessions``, app key ``webui.keys.SESSIONS``) is imported lazily, so
-the pages import and serve ``/login`` even on an app built without it; there, nobody is signed
-in. Its methods may be coroutines or plain functions: both are accepted, so the pages do not
-depend on that detail of a module written alongside them.
+"""Who is asking: the signed-in operator of a page request, through the app's sessions
+(``webui.sessions``, app key ``webui.keys.SESSIONS``). An app built without them (some tests)
+serves ``/login`` with nobody signed in.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
 from inbox.domain import Operator, Role
-from webui.keys import ROUTER
+from webui.keys import ROUTER, SESSIONS
+from webui.sessions import CSRF_FIELD, CurrentSession, Sessions
 
 __all__ = [
     "PageSession",
@@ -26,9 +22,7 @@ __all__ = [
     "current_session",
     "in_focus",
     "live_position",
-    "resolve",
     "sessions_of",
-    "sessions_module",
 ]
 
 log = logging.getLogger(__name__)
@@ -37,44 +31,24 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class PageSession:
     """The part of a session the pages use: who, and the token their forms must carry;
-    ``current`` is the sessions module's own object, handed back to it for CSRF checks."""
+    ``current`` is handed back to the sessions for CSRF checks."""
 
     operator: Operator
     csrf_token: str
-    current: Any
+    current: CurrentSession
 
 
-async def resolve(value: Any) -> Any:
-    """The result of a call that may or may not be a coroutine."""
-    return await value if inspect.isawaitable(value) else value
-
-
-def sessions_module() -> Any | None:
-    """``webui.sessions`` once it exists; None before."""
-    try:
-        import webui.sessions as sessions
-    except ImportError:
-        return None
-    return sessions
-
-
-def sessions_of(app: web.Application) -> Any | None:
-    """The app's ``Sessions`` object, or None when the app has none (yet)."""
-    try:
-        from webui.keys import SESSIONS  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+def sessions_of(app: web.Application) -> Sessions | None:
+    """The app's sessions, or None when it was built without them."""
     return app.get(SESSIONS)
 
 
 async def current_session(request: web.Request) -> PageSession | None:
     sessions = sessions_of(request.app)
-    if sessions is None:
+    current = await sessions.session(request) if sessions is not None else None
+    if current is None:
         return None
-    current = await resolve(sessions.session(request))
-    if current is None or getattr(current, "operator", None) is None:
-        return None
-    return PageSession(operator=current.operator, csrf_token=str(getattr(current, "csrf_token", "")), current=current)
+    return PageSession(operator=current.operator, csrf_token=current.csrf_token, current=current)
 
 
 async def current_operator(request: web.Request) -> Operator | None:
@@ -90,22 +64,21 @@ def in_focus(request: web.Request, operator: Operator) -> bool:
 
 def csrf_field() -> str:
     """The form field that carries the CSRF token."""
-    module = sessions_module()
-    return str(getattr(module, "CSRF_FIELD", "csrf"))
+    return CSRF_FIELD
 
 
 async def csrf_valid(request: web.Request, session: PageSession, submitted: str | None) -> bool:
-    """Asks the sessions module; a refusal may come as False or as an exception, and anything
-    unexpected counts as a refusal (fail closed)."""
+    """Asks the sessions, which refuse with an exception; anything unexpected counts as a refusal
+    too (fail closed)."""
     sessions = sessions_of(request.app)
     if sessions is None or not submitted:
         return False
     try:
-        result = await resolve(sessions.check_csrf(request, session.current, submitted))
+        sessions.check_csrf(request, session.current, submitted)
     except Exception as exc:  # noqa: BLE001 - a CSRF check that breaks must refuse, not pass
         log.info("CSRF check refused %s %s: %r", request.method, request.path, exc)
         return False
-    return result is not False
+    return True
 
 
 def live_position(app: web.Application) -> tuple[int | None, str | None]:

@@ -7,15 +7,14 @@ cannot sign a browser into an attacker's account. Signing out needs the session'
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from webui.pages.context import csrf_field, csrf_valid, resolve, sessions_module, sessions_of
+from webui.pages.context import csrf_field, csrf_valid, sessions_of
 from webui.pages.page import Page, page_for, safe_next
+from webui.sessions import InvalidCredentials, TooManyAttempts
 
 __all__ = ["get_login", "post_login", "post_logout", "retry_after", "same_origin"]
 
@@ -59,11 +58,9 @@ async def get_login(request: web.Request) -> web.StreamResponse:
     return _login_form(page, next_path=next_path)
 
 
-def retry_after(exc: Exception) -> int:
-    """Whole seconds to wait, at least one, from a ``TooManyAttempts``."""
-    value: Any = getattr(exc, "retry_after_seconds", None) or getattr(exc, "retry_after", None) or 60
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    return max(1, math.ceil(seconds))
+def retry_after(exc: TooManyAttempts) -> int:
+    """Whole seconds to wait, at least one."""
+    return max(1, exc.retry_after_seconds)
 
 
 async def post_login(request: web.Request) -> web.StreamResponse:
@@ -74,8 +71,8 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     next_path = safe_next(str(form.get("next") or "/"))
     if not same_origin(request):
         return page.error(403, page.gettext("This form was sent from another site."))
-    sessions, module = sessions_of(request.app), sessions_module()
-    if sessions is None or module is None:
+    sessions = sessions_of(request.app)
+    if sessions is None:
         return _login_form(
             page,
             next_path=next_path,
@@ -86,8 +83,8 @@ async def post_login(request: web.Request) -> web.StreamResponse:
         )
     response = _see_other(next_path)
     try:
-        await resolve(sessions.sign_in(request, response, email, password))
-    except module.InvalidCredentials:
+        await sessions.sign_in(request, response, email, password)
+    except InvalidCredentials:
         return _login_form(
             page,
             next_path=next_path,
@@ -96,7 +93,7 @@ async def post_login(request: web.Request) -> web.StreamResponse:
             code="invalid",
             error=page.gettext("Wrong email or password."),
         )
-    except module.TooManyAttempts as exc:
+    except TooManyAttempts as exc:
         seconds = retry_after(exc)
         wait = page.fmt.in_future(timedelta(seconds=seconds))
         return _login_form(
@@ -119,5 +116,7 @@ async def post_logout(request: web.Request) -> web.StreamResponse:
     if not await csrf_valid(request, page.session, str(form.get(csrf_field()) or "")):
         return page.error(403, page.gettext("This form has expired. Reload the page and try again."))
     response = _see_other("/login")
-    await resolve(sessions_of(request.app).sign_out(request, response))
+    sessions = sessions_of(request.app)
+    if sessions is not None:
+        await sessions.sign_out(request, response)
     return response

@@ -15,9 +15,10 @@ from aiohttp import web
 
 from inbox.errors import InboxError
 from webui.i18n import SUPPORTED_LOCALES
-from webui.pages.context import csrf_field, csrf_valid, resolve, sessions_module, sessions_of
+from webui.pages.context import csrf_field, csrf_valid, sessions_of
 from webui.pages.login import retry_after
 from webui.pages.page import Page, operator_page
+from webui.sessions import InvalidCredentials, TooManyAttempts, WrongPassword
 
 __all__ = ["LANGUAGE_NAMES", "post_password", "settings_page"]
 
@@ -61,14 +62,14 @@ async def post_password(page: Page) -> web.StreamResponse:
     new = str(form.get("new_password") or "")[:_MAX_PASSWORD]
     if new != str(form.get("confirm_password") or "")[:_MAX_PASSWORD]:
         return _render(page, status=400, error=page.gettext("The new password and its repetition differ."))
-    sessions, module = sessions_of(page.request.app), sessions_module()
-    if sessions is None or module is None:
+    sessions = sessions_of(page.request.app)
+    if sessions is None:
         return _render(page, status=503, error=page.gettext("Changing the password is not available right now."))
     try:
-        await resolve(sessions.change_password(page.session.current, old, new))
-    except (getattr(module, "WrongPassword", ()), module.InvalidCredentials):
+        await sessions.change_password(page.session.current, old, new)
+    except (WrongPassword, InvalidCredentials):
         return _render(page, status=403, error=page.gettext("The current password is wrong."))
-    except module.TooManyAttempts as exc:
+    except TooManyAttempts as exc:
         wait = page.fmt.in_future(timedelta(seconds=retry_after(exc)))
         error = page.gettext("Too many attempts. Try again %(wait)s.") % {"wait": wait}
         return _render(page, status=429, error=error)
