@@ -42,8 +42,6 @@ __all__ = [
     "participant_key",
 ]
 
-_VALUE = dict(frozen=True, slots=True, kw_only=True)
-
 
 class ConversationStatus(enum.StrEnum):
     OPEN = "open"
@@ -106,7 +104,7 @@ class ChannelKind(enum.StrEnum):
     WHATSAPP = "whatsapp"
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:
     """A configured way in and out: one mailbox, one bot, one widget, one API key."""
 
@@ -117,7 +115,7 @@ class Channel:
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Identity:
     """How a channel knows a contact: an email address, a Telegram user id, an API system's id."""
 
@@ -125,7 +123,7 @@ class Identity:
     external_id: str
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Contact:
     id: str
     name: str | None
@@ -136,7 +134,7 @@ class Contact:
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Conversation:
     id: str
     number: int
@@ -171,7 +169,7 @@ def participant_key(scope: str, external_id: str) -> str:
     return f"{scope}:{external_id}"
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
     """Metadata only; the bytes live in the blob store under ``sha256``."""
 
@@ -183,7 +181,7 @@ class Attachment:
     content_id: str | None = None
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     id: str
     conversation_id: str
@@ -202,7 +200,7 @@ class Message:
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Operator:
     id: str
     email: str
@@ -220,7 +218,7 @@ class Operator:
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Session:
     """A signed-in browser. The cookie holds a random token; the store keeps only its hash as the
     id, so a copy of the database signs nobody in. Revoked by deleting it."""
@@ -233,14 +231,14 @@ class Session:
     last_seen_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Team:
     id: str
     name: str
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InboundContact:
     """Who wrote, as the channel tells it.
 
@@ -256,7 +254,7 @@ class InboundContact:
     phone: str | None = None
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InboundMessage:
     """What a connector hands to :meth:`InboxService.receive`: one customer message, normalized.
 
@@ -284,7 +282,7 @@ class InboundMessage:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unparsed:
     """Inbound traffic that could not become a message: kept raw (a blob) with the reason, for
     admins to inspect, so bad input is never silently dropped. ``external_id`` (e.g. the IMAP
@@ -300,7 +298,7 @@ class Unparsed:
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Timer:
     """A durable deadline on a conversation (a "no answer yet" auto-reply, a snooze to wake, an
     SLA): at most one per (``kind``, ``conversation_id``), so setting one again moves it."""
@@ -312,7 +310,7 @@ class Timer:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxItem:
     """A durable delivery job, written in the same transaction as its message."""
 
@@ -325,7 +323,7 @@ class OutboxItem:
     created_at: datetime
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboundMessage:
     """What a connector's ``send`` receives: everything needed to deliver one reply."""
 
@@ -339,7 +337,7 @@ class OutboundMessage:
     reference (email's In-Reply-To / References) answer to."""
 
 
-@dataclass(**_VALUE)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryReceipt:
     status: DeliveryStatus
     external_id: str | None = None

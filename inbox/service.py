@@ -569,7 +569,7 @@ class InboxService:
         updated = operator
         if not isinstance(time_zone, _Unchanged) and time_zone is not None:
             _check_time_zone(time_zone)
-        settings = {
+        settings: dict[str, Any] = {
             "presence": presence,
             "max_open": max_open,
             "focus_mode": focus_mode,

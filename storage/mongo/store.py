@@ -555,6 +555,7 @@ class MongoStore(Store):
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
+        assert document is not None  # an upsert returning the document AFTER it always finds one
         return docs.unparsed_from_document(document)
 
     async def list_quarantine(self, *, limit: int, cursor: str | None = None) -> Page[Unparsed]:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from inbox.domain import (
     Attachment,
@@ -30,11 +30,21 @@ from storage import timestamps
 from storage.base import Cursor, Page
 
 
+@overload
+def to_micros(moment: datetime) -> int: ...
+@overload
+def to_micros(moment: datetime | None) -> int | None: ...
 def to_micros(moment: datetime | None) -> int | None:
+    """A column's value: None stays NULL."""
     return None if moment is None else timestamps.to_micros(moment)
 
 
+@overload
+def from_micros(micros: int) -> datetime: ...
+@overload
+def from_micros(micros: int | None) -> datetime | None: ...
 def from_micros(micros: int | None) -> datetime | None:
+    """A column's value as an instant: NULL stays None."""
     return None if micros is None else timestamps.from_micros(micros)
 
 

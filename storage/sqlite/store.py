@@ -518,7 +518,8 @@ class SqliteStore(Store):
         return message_from_row(row) if row else None
 
     async def list_messages(self, conversation_id: str, *, limit: int, cursor: str | None = None) -> Page[Message]:
-        sql, params = "SELECT * FROM messages WHERE conversation_id = ?", [conversation_id]
+        sql = "SELECT * FROM messages WHERE conversation_id = ?"
+        params: list[Any] = [conversation_id]
         if cursor is not None:
             position = Cursor.decode(cursor)
             sql += " AND (created_at, id) > (?, ?)"

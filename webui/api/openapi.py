@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from webui.api import schemas as s
 from webui.api.endpoint import Endpoint
@@ -22,11 +22,10 @@ def openapi_document(endpoints: Iterable[Endpoint], *, version: str) -> dict[str
     bodies = {endpoint.body for endpoint in endpoints if endpoint.body}
     answers: set[type[BaseModel]] = {s.Health, s.ErrorOut}
     for endpoint in endpoints:
-        answers.update(model for _, model in endpoint.responses.values() if model and model is not bytes)
-    modes = sorted(
-        {(model, "validation") for model in bodies} | {(model, "serialization") for model in answers},
-        key=lambda pair: (pair[0].__name__, pair[1]),
-    )
+        answers.update(model for _, model in endpoint.responses.values() if model and issubclass(model, BaseModel))
+    wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(model, "validation") for model in bodies}
+    wanted |= {(model, "serialization") for model in answers}
+    modes = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
     refs, definitions = models_json_schema(modes, ref_template=_REF)
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {

@@ -62,7 +62,7 @@ async def take_next(request: web.Request, call: Call) -> web.StreamResponse:
 def _crud(kind: str, plural: str, spec: type[BaseModel], out: type[BaseModel], *, keyed: bool) -> list[Endpoint]:
     """List, create, replace and delete for one kind of routing object, all for supervisors.
     ``keyed`` kinds (teams) carry an id chosen by the admin; the others get one assigned."""
-    page = create_model(f"{out.__name__}List", items=(list[out], ...))  # type: ignore[call-overload]
+    page = create_model(f"{out.__name__}List", items=(list[out], ...))  # type: ignore[call-overload, valid-type]
 
     def dumped(item: Any) -> Any:
         return out.model_validate(item.to_json() if hasattr(item, "to_json") else item.model_dump(mode="json"))

@@ -23,6 +23,9 @@ DEFAULT_TIME_ZONE = "UTC"
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
 """IANA names only: the name may come from a cookie, and ZoneInfo reads files by it."""
 
+_Moment = datetime
+"""The type, by a name that :meth:`Formatter.datetime` does not hide inside the class."""
+
 
 @cache
 def _parsed(locale: str) -> Locale:
@@ -47,7 +50,7 @@ class Formatter:
     locale: str
     zone_name: str
     zone: tzinfo
-    now: datetime
+    now: _Moment
     gettext: Callable[[str], str]
     _babel: Locale = field(init=False, repr=False, compare=False)
 
@@ -55,16 +58,16 @@ class Formatter:
         # parsed once: Babel would parse the locale string again on every date of every row
         object.__setattr__(self, "_babel", _parsed(self.locale))
 
-    def local(self, moment: datetime) -> datetime:
+    def local(self, moment: _Moment) -> _Moment:
         return moment.astimezone(self.zone)
 
-    def datetime(self, moment: datetime | None) -> str:
+    def datetime(self, moment: _Moment | None) -> str:
         """Full date and time, for titles and message headers."""
         if moment is None:
             return ""
         return format_datetime(self.local(moment), "medium", tzinfo=self.zone, locale=self._babel)
 
-    def short(self, moment: datetime | None) -> str:
+    def short(self, moment: _Moment | None) -> str:
         """Time alone for today, the date otherwise: what a list row has room for."""
         if moment is None:
             return ""
@@ -74,11 +77,11 @@ class Formatter:
         pattern = "d MMM" if local.year == today.year else "d MMM y"
         return format_datetime(local, pattern, tzinfo=self.zone, locale=self._babel)
 
-    def iso(self, moment: datetime | None) -> str:
+    def iso(self, moment: _Moment | None) -> str:
         """Machine-readable, for ``<time datetime>`` and the live script."""
         return moment.astimezone(UTC).isoformat() if moment else ""
 
-    def since(self, moment: datetime | None) -> str:
+    def since(self, moment: _Moment | None) -> str:
         """How long ago, e.g. "5 minutes" / "5 минут"."""
         if moment is None:
             return ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -76,7 +76,8 @@ class Page:
 
     def static(self, filename: str) -> str:
         """A versioned URL, so browsers cache the files and still fetch new ones after an upgrade."""
-        return str(self.request.app.router["static"].url_for(filename=filename, append_version=True))
+        static = cast(web.StaticResource, self.request.app.router["static"])
+        return str(static.url_for(filename=filename, append_version=True))
 
 
 async def page_for(request: web.Request) -> Page:
