@@ -12,6 +12,7 @@ from aiohttp import web
 
 from inbox.domain import Operator, Role
 from webui.keys import ROUTER, SESSIONS
+from webui.live import LIVE
 from webui.sessions import CSRF_FIELD, CurrentSession, Sessions
 
 __all__ = [
@@ -85,9 +86,5 @@ def live_position(app: web.Application) -> tuple[int | None, str | None]:
     """Where the live stream stands (``webui.live``), taken before a page reads anything: the
     page's script resumes from there, so nothing that happens while the page renders is missed.
     (None, None) when the app has no live hub; the script then starts from "now"."""
-    try:
-        from webui.live import LIVE
-    except ImportError:
-        return None, None
     hub = app.get(LIVE)
     return (hub.seq, hub.stream) if hub is not None else (None, None)
