@@ -5,8 +5,8 @@ cache line, over working sets from 256 KiB to 128 MiB, and prints the nanosecond
 Where the latency jumps is the cache this process really gets, which on a shared virtual machine
 can be far less than ``lscpu`` reports. Read the routing and intake figures against it: their
 per-message working set (the Python heap, SQLite's pages, RE2's automaton) is larger than a few
-megabytes; ``python -m bench.cache`` measures what that costs them. Needs a C compiler (``cc``): a Python loop would measure the interpreter instead of the
-memory.
+megabytes; ``python -m bench.cache`` measures what that costs them. Needs a C compiler (``cc``):
+a Python loop would measure the interpreter instead of the memory.
 """
 
 from __future__ import annotations
