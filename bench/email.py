@@ -9,7 +9,11 @@
 3. A Dovecot mailbox (needs ``dovecot-imapd``; ``--no-imap`` skips it) of 5,000 varied messages
    (the corpus, each made unique) imported by ``inbox serve``'s IMAP poller, messages/s.
 
-The load client runs in this process; the servers are subprocesses, so each gets a core.
+The load client runs in this process; the servers are subprocesses, so each gets a core. For each
+SMTP server it also prints where the CPU went, in ms a message: the server's event loop thread,
+its other threads (the mail parser), and the load client; and, from Linux's scheduler statistics,
+the share of the run the loop's thread spent on a core, waiting for one, and asleep. Asleep while
+it had work means waiting for the GIL; that share is why a second thread adds no throughput here.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
+import psutil
 
 from connectors.email.parsing import parse_email
 
@@ -117,6 +124,118 @@ def healthy(port: int, seconds: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+@dataclass
+class CpuAccount:
+    """Where the CPU went while a server took ``messages``; ``None`` where this OS does not tell."""
+
+    messages: int
+    loop_thread_ms: float
+    other_threads_ms: float
+    client_ms: float
+    on_core: float | None  # shares of the run, for the loop's thread
+    waiting_for_core: float | None
+    on_futex: float | None  # sampled shares of the run: asleep on a futex (the GIL, a lock), in epoll (idle)
+    in_epoll: float | None
+
+    def describe(self) -> str:
+        line = (
+            f"      CPU ms a message: event loop thread {self.loop_thread_ms:.2f}, other threads"
+            f" {self.other_threads_ms:.2f}, load client {self.client_ms:.2f}"
+        )
+        if self.on_core is not None and self.waiting_for_core is not None:
+            asleep = max(0.0, 1 - self.on_core - self.waiting_for_core)
+            line += (
+                f"\n      event loop thread: on a core {self.on_core:.0%} of the run, waiting for one"
+                f" {self.waiting_for_core:.0%}, asleep {asleep:.0%}"
+            )
+            if self.on_futex is not None and self.in_epoll is not None:
+                line += f": on a futex (the GIL, a lock) {self.on_futex:.0%}, in epoll (idle) {self.in_epoll:.0%}"
+        return line
+
+
+def _schedstat(pid: int) -> tuple[int, int] | None:
+    """Nanoseconds the thread ``pid`` has run and waited to run (Linux), or None."""
+    try:
+        run, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(run), int(wait)
+
+
+class _SleepSampler(threading.Thread):
+    """Reads every 10 ms where the kernel has a thread asleep (Linux's ``wchan``): on a futex (the
+    GIL, or a lock) or in epoll (the event loop with nothing to do)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self._stat, self._wchan = Path(f"/proc/{pid}/stat"), Path(f"/proc/{pid}/wchan")
+        self.samples = self.on_futex = self.in_epoll = 0
+        self.readable = True
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.01):
+            try:
+                state = self._stat.read_text().rsplit(")", 1)[1].split()[0]
+                where = self._wchan.read_text()
+            except (OSError, IndexError):
+                self.readable = False
+                return
+            self.samples += 1
+            if state == "S":
+                self.on_futex += "futex" in where
+                self.in_epoll += "epoll" in where
+        if self.samples and self.on_futex + self.in_epoll == 0:
+            self.readable = False  # the kernel hides wchan here ("0")
+
+    def shares(self) -> tuple[float | None, float | None]:
+        self._done.set()
+        self.join()
+        if not (self.readable and self.samples):
+            return None, None
+        return self.on_futex / self.samples, self.in_epoll / self.samples
+
+
+@contextmanager
+def cpu_account(server_pid: int, messages: int) -> Iterator[list[CpuAccount]]:
+    """Measures the block; the account is in the yielded list afterwards. The server's main thread
+    (thread id = process id) runs its event loop."""
+    server, client = psutil.Process(server_pid), psutil.Process()
+    sampler = _SleepSampler(server_pid)
+    sampler.start()
+
+    def threads() -> dict[int, float]:
+        return {t.id: t.user_time + t.system_time for t in server.threads()}
+
+    before, client_before, sched_before = threads(), sum(client.cpu_times()[:2]), _schedstat(server_pid)
+    started = time.perf_counter()
+    result: list[CpuAccount] = []
+    yield result
+    wall = time.perf_counter() - started
+    after, client_after, sched_after = threads(), sum(client.cpu_times()[:2]), _schedstat(server_pid)
+    on_futex, in_epoll = sampler.shares()
+    spent = {tid: seconds - before.get(tid, 0.0) for tid, seconds in after.items()}
+    loop = spent.pop(server_pid, 0.0)
+    shares = (
+        [(b - a) / 1e9 / wall for a, b in zip(sched_before, sched_after, strict=True)]
+        if sched_before and sched_after
+        else [None, None]
+    )
+    per = 1000 / messages
+    result.append(
+        CpuAccount(
+            messages,
+            loop * per,
+            sum(spent.values()) * per,
+            (client_after - client_before) * per,
+            shares[0],
+            shares[1],
+            on_futex,
+            in_epoll,
+        )
+    )
+
+
 async def smtp_load(port: int, messages: list[bytes], connections: int) -> tuple[float, int]:
     """Sends every message once over ``connections`` concurrent SMTP sessions; returns (seconds, errors)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -169,17 +288,20 @@ def bench_smtp(count: int, connections: int) -> dict[str, float]:
         inbox_cli(data_dir, "channel", "add", "email", "--address", "support@example.com")
         http_port, smtp_port = free_port(), free_port()
         args = ["-m", "inbox", "serve", "--data-dir", str(data_dir), "--http-port", str(http_port)]
-        with process([*args, "--smtp-port", str(smtp_port)], smtp_port):
+        with process([*args, "--smtp-port", str(smtp_port)], smtp_port) as server:
             healthy(http_port)
-            seconds, errors = asyncio.run(smtp_load(smtp_port, messages, connections))
+            with cpu_account(server.pid, count) as ours:
+                seconds, errors = asyncio.run(smtp_load(smtp_port, messages, connections))
         stored = stored_messages(data_dir)
     bare_port = free_port()
-    with process(["-c", BARE_SERVER, str(bare_port)], bare_port):
+    with process(["-c", BARE_SERVER, str(bare_port)], bare_port) as server, cpu_account(server.pid, count) as bare:
         bare_seconds, bare_errors = asyncio.run(smtp_load(bare_port, messages, connections))
     rate, ceiling = count / seconds, count / bare_seconds
     print(f"1. SMTP intake: {count:,} messages of ~5 KB over {connections} connections")
     print(f"   inbox serve: {rate:,.0f} msgs/s, {errors} errors, {stored:,} stored")
+    print(ours[0].describe())
     print(f"   bare aiosmtpd (counts only): {ceiling:,.0f} msgs/s, {bare_errors} errors")
+    print(bare[0].describe())
     print(f"   ratio: {rate / ceiling:.2f}")
     return {"smtp": rate, "ceiling": ceiling, "ratio": rate / ceiling, "stored": stored, "errors": errors}
 
