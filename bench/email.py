@@ -11,9 +11,9 @@
 
 The load client runs in this process; the servers are subprocesses, so each gets a core. For each
 SMTP server it also prints where the CPU went, in ms a message: the server's event loop thread,
-its other threads (the mail parser), and the load client; and, from Linux's scheduler statistics,
-the share of the run the loop's thread spent on a core, waiting for one, and asleep. Asleep while
-it had work means waiting for the GIL; that share is why a second thread adds no throughput here.
+its other threads (the mail parser), and the load client (with the sampler below); and, on Linux,
+the share of the run the loop's thread spent on a core and waiting for one (the scheduler's own
+figures), and asleep on a futex (the GIL, a lock) or in epoll (idle), sampled every 10 ms.
 """
 
 from __future__ import annotations
